@@ -1,0 +1,359 @@
+//! The connector's configuration: the fields Airbyte's Stripe source takes, with the
+//! same names and meaning, plus `api_base` and `stripe_version`.
+//!
+//! [`RawConfig`] only parses (its `///` docs become `spec.json` through schemars);
+//! [`Config::try_from_raw`] validates once and every error names the field and the fix.
+//! Nothing downstream validates again.
+
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::secret::Secret;
+
+/// The API version the connector pins unless told otherwise: the version of the
+/// OpenAPI spec the stream schemas are derived from.
+pub const DEFAULT_STRIPE_VERSION: &str = "2020-08-27";
+pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
+pub const DEFAULT_START_DATE: &str = "2017-01-25T00:00:00Z";
+
+/// A user-input error in the config file. Always a `config_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the config file is not valid: {message}")]
+    Parse { message: String },
+    #[error("config field `{field}`: {message}")]
+    Field { field: &'static str, message: String },
+}
+
+fn field(field: &'static str, message: impl Into<String>) -> Error {
+    Error::Field {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Stripe source configuration.
+///
+/// Existing configs of Airbyte's Stripe source work unchanged.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Stripe Source Spec")]
+pub struct RawConfig {
+    /// Stripe secret key (`sk_live_…`/`sk_test_…`) or restricted key (`rk_live_…`/`rk_test_…`)
+    /// from https://dashboard.stripe.com/apikeys. The prefix decides test or live mode.
+    /// Publishable keys (`pk_…`) cannot read data.
+    pub client_secret: Secret,
+    /// The Stripe account to read (`acct_…`). When it names an account connected to the
+    /// key's platform, every request carries it as `Stripe-Account`. Leave it out to read
+    /// the key's own account.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// UTC date and time (RFC 3339, e.g. `2017-01-25T00:00:00Z`). Objects created before
+    /// it are not read.
+    #[serde(default = "default_start_date")]
+    #[schemars(example = "2017-01-25T00:00:00Z")]
+    pub start_date: String,
+    /// Days to re-read before the saved cursor on every incremental sync, to pick up
+    /// events Stripe recorded late. 0 re-reads nothing.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub lookback_window_days: i64,
+    /// Days per slice of the `created` range. Smaller slices checkpoint state more often;
+    /// slices are read concurrently and split further when they hold many objects.
+    #[serde(default = "default_slice_range")]
+    #[schemars(range(min = 1))]
+    pub slice_range: i64,
+    /// Requests in flight at once, across all streams.
+    #[serde(default = "default_num_workers")]
+    #[schemars(range(min = 1, max = 100))]
+    pub num_workers: i64,
+    /// Requests per second the connector allows itself. Defaults to Stripe's limit for the
+    /// key's mode: 100 in live mode, 25 in test mode (less 5% headroom).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub call_rate_limit: Option<i64>,
+    /// Base URL of the Stripe API. Change it only for a proxy or the built-in emulator.
+    #[serde(default = "default_api_base")]
+    pub api_base: String,
+    /// Stripe API version sent as `Stripe-Version`. Records keep fields a newer version
+    /// adds; the stream schemas describe this default version.
+    #[serde(default = "default_stripe_version")]
+    pub stripe_version: String,
+}
+
+fn default_start_date() -> String {
+    DEFAULT_START_DATE.to_owned()
+}
+const fn default_slice_range() -> i64 {
+    365
+}
+const fn default_num_workers() -> i64 {
+    10
+}
+fn default_api_base() -> String {
+    DEFAULT_API_BASE.to_owned()
+}
+fn default_stripe_version() -> String {
+    DEFAULT_STRIPE_VERSION.to_owned()
+}
+
+/// Test or live mode, as the key's prefix says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Test,
+    Live,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Test => "test",
+            Mode::Live => "live",
+        }
+    }
+
+    /// Stripe's read-request rate limit per account for this mode.
+    pub fn stripe_rate_limit(self) -> u32 {
+        match self {
+            Mode::Test => 25,
+            Mode::Live => 100,
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub client_secret: Secret,
+    pub mode: Mode,
+    pub account_id: Option<String>,
+    /// Unix seconds.
+    pub start_date: i64,
+    pub lookback_secs: i64,
+    pub slice_secs: i64,
+    pub num_workers: usize,
+    /// Requests per second the client allows itself.
+    pub rate_limit: f64,
+    pub api_base: url::Url,
+    pub stripe_version: String,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// A `config_error` naming the file or the field that is wrong.
+    pub fn from_file(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_json(&text)
+    }
+
+    /// Parses and validates a config from JSON text.
+    ///
+    /// # Errors
+    /// A `config_error` naming the field that is wrong.
+    pub fn from_json(text: &str) -> Result<Config, Error> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = crate::secret::redact_secrets(&err.into_inner().to_string());
+            let message = if path.is_empty() || path == "." {
+                inner
+            } else {
+                format!("field `{path}`: {inner}")
+            };
+            Error::Parse { message }
+        })?;
+        Config::try_from_raw(raw)
+    }
+
+    /// Validates a parsed config.
+    ///
+    /// # Errors
+    /// A `config_error` naming the field that is wrong and what to do.
+    pub fn try_from_raw(raw: RawConfig) -> Result<Config, Error> {
+        let key = raw.client_secret.expose();
+        let mode = if key.starts_with("sk_test_") || key.starts_with("rk_test_") {
+            Mode::Test
+        } else if key.starts_with("sk_live_") || key.starts_with("rk_live_") {
+            Mode::Live
+        } else if key.starts_with("pk_") {
+            return Err(field(
+                "client_secret",
+                "this is a publishable key (pk_…), which cannot read data; use a secret key \
+                 (sk_…) or a restricted key (rk_…) from https://dashboard.stripe.com/apikeys",
+            ));
+        } else if key.trim().is_empty() {
+            return Err(field(
+                "client_secret",
+                "is empty; set it to a Stripe secret key (sk_…) or restricted key (rk_…)",
+            ));
+        } else {
+            return Err(field(
+                "client_secret",
+                "is not a Stripe secret key: it must start with sk_test_, sk_live_, rk_test_ \
+                 or rk_live_ (see https://dashboard.stripe.com/apikeys)",
+            ));
+        };
+        if key.trim() != key {
+            return Err(field(
+                "client_secret",
+                "has leading or trailing white space; paste the key alone",
+            ));
+        }
+        let account_id = match raw.account_id {
+            Some(id) if id.trim().is_empty() => None,
+            Some(id) if !id.starts_with("acct_") => {
+                return Err(field(
+                    "account_id",
+                    format!("`{id}` is not a Stripe account id: it must start with acct_"),
+                ));
+            }
+            other => other,
+        };
+        let start_date = OffsetDateTime::parse(&raw.start_date, &Rfc3339)
+            .map_err(|err| {
+                field(
+                    "start_date",
+                    format!(
+                        "`{}` is not an RFC 3339 date-time ({err}); write it like 2017-01-25T00:00:00Z",
+                        raw.start_date
+                    ),
+                )
+            })?
+            .unix_timestamp();
+        if raw.lookback_window_days < 0 {
+            return Err(field(
+                "lookback_window_days",
+                format!("must be 0 or more days; got {}", raw.lookback_window_days),
+            ));
+        }
+        if raw.slice_range < 1 {
+            return Err(field(
+                "slice_range",
+                format!("must be at least 1 day; got {}", raw.slice_range),
+            ));
+        }
+        if !(1..=100).contains(&raw.num_workers) {
+            return Err(field(
+                "num_workers",
+                format!("must be between 1 and 100; got {}", raw.num_workers),
+            ));
+        }
+        let rate_limit = match raw.call_rate_limit {
+            Some(limit) if limit < 1 => {
+                return Err(field(
+                    "call_rate_limit",
+                    format!("must be at least 1 request per second; got {limit}"),
+                ));
+            }
+            Some(limit) => limit as f64,
+            None => f64::from(mode.stripe_rate_limit()) * 0.95,
+        };
+        let api_base = url::Url::parse(&raw.api_base)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| {
+                field(
+                    "api_base",
+                    format!(
+                        "`{}` is not an http(s) URL; leave it out to use {DEFAULT_API_BASE}",
+                        raw.api_base
+                    ),
+                )
+            })?;
+        if raw.stripe_version.trim().is_empty() {
+            return Err(field(
+                "stripe_version",
+                format!("is empty; leave it out to use {DEFAULT_STRIPE_VERSION}"),
+            ));
+        }
+        Ok(Config {
+            client_secret: raw.client_secret,
+            mode,
+            account_id,
+            start_date,
+            lookback_secs: raw.lookback_window_days * 86_400,
+            slice_secs: raw.slice_range * 86_400,
+            num_workers: raw.num_workers as usize,
+            rate_limit,
+            api_base,
+            stripe_version: raw.stripe_version,
+        })
+    }
+}
+
+/// The JSON schema of the config, as `spec` prints it and `spec.json` stores it.
+pub fn connection_specification() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    let schema = generator.into_root_schema_for::<RawConfig>();
+    serde_json::to_value(schema).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: serde_json::Value) -> Result<Config, Error> {
+        Config::from_json(&json.to_string())
+    }
+
+    #[test]
+    fn airbyte_config_parses_with_defaults() {
+        let config = parse(serde_json::json!({
+            "client_secret": "sk_live_abcdefgh12345678",
+            "account_id": "acct_123",
+            "start_date": "2020-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        assert_eq!(config.mode, Mode::Live);
+        assert_eq!(config.start_date, 1_577_836_800);
+        assert_eq!(config.slice_secs, 365 * 86_400);
+        assert_eq!(config.num_workers, 10);
+        assert_eq!(config.rate_limit, 95.0);
+        assert_eq!(config.api_base.as_str(), "https://api.stripe.com/");
+        assert_eq!(config.stripe_version, DEFAULT_STRIPE_VERSION);
+    }
+
+    #[test]
+    fn bad_fields_are_named_and_secret_free() {
+        let key = "sk_test_abcdefgh12345678";
+        let cases = [
+            (serde_json::json!({}), "client_secret"),
+            (serde_json::json!({"client_secret": "pk_test_abcdefgh"}), "publishable"),
+            (serde_json::json!({"client_secret": "hello"}), "client_secret"),
+            (serde_json::json!({"client_secret": key, "start_date": "2020-13-01"}), "start_date"),
+            (serde_json::json!({"client_secret": key, "slice_range": 0}), "slice_range"),
+            (serde_json::json!({"client_secret": key, "lookback_window_days": -1}), "lookback_window_days"),
+            (serde_json::json!({"client_secret": key, "num_workers": -2}), "num_workers"),
+            (serde_json::json!({"client_secret": key, "call_rate_limit": 0}), "call_rate_limit"),
+            (serde_json::json!({"client_secret": key, "num_workers": "many"}), "num_workers"),
+            (serde_json::json!({"client_secret": key, "api_base": "ftp://x"}), "api_base"),
+            (serde_json::json!({"client_secret": key, "account_id": "123"}), "account_id"),
+            (serde_json::json!({"client_secret": key, "colour": "red"}), "colour"),
+        ];
+        for (json, needle) in cases {
+            let err = parse(json.clone()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{json} → {err}");
+            assert!(!err.contains("abcdefgh12345678"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let config = parse(serde_json::json!({"client_secret": "sk_test_abcdefgh12345678"})).unwrap();
+        assert!(!format!("{config:?}").contains("abcdefgh12345678"));
+    }
+}

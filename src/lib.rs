@@ -1,0 +1,230 @@
+//! Stripe source connector: extracts a Stripe account's data and hands it on as Airbyte
+//! protocol messages.
+//!
+//! # Layout
+//! - [`cli`]: commands and flags (parsing only).
+//! - [`config`]: the config fields, validated once with errors that name the field.
+//! - [`streams`]: the stream table (one row per stream) and the catalog.
+//! - [`sync`]: the read engine: windows, concurrency, cursors, events, state.
+//! - [`stripe`]: the GET-only HTTP client: auth, rate limit, retries, errors.
+//! - [`sinks`]: where records go (protocol lines on stdout, a folder).
+//! - [`protocol`]: Airbyte message types and the line writer.
+//! - `emulator` (feature `emulator`): a local Stripe API for tests, demo, benchmarks.
+//!
+//! Data flows one way: command line → config → catalog → sync engine (asks the Stripe
+//! client for pages) → records and states → sink.
+
+pub mod cli;
+pub mod config;
+#[cfg(feature = "emulator")]
+pub mod demo;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+pub mod error;
+pub mod protocol;
+pub mod secret;
+pub mod sinks;
+pub mod streams;
+pub mod stripe;
+pub mod sync;
+
+use std::io::{self, BufWriter, Write};
+
+pub use error::{Error, FailureType, Result};
+
+use cli::Command;
+use config::Config;
+use protocol::airbyte::{AirbyteConnectionStatus, PROTOCOL_VERSION};
+use protocol::{AirbyteMessage, Writer};
+
+/// The connector's documentation, linked from its spec.
+pub const DOCUMENTATION_URL: &str = "https://docs.airbyte.com/integrations/sources/stripe";
+
+/// Runs one command.
+///
+/// # Errors
+/// Any error of the command, with its failure type; `main` reports it.
+pub async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Spec => print(&AirbyteMessage::Spec { spec: spec() }),
+        Command::Check { config } => {
+            let status = match Config::from_file(&config) {
+                Ok(config) => check(&config).await?,
+                Err(err) => AirbyteConnectionStatus {
+                    status: "FAILED",
+                    message: Some(err.to_string()),
+                },
+            };
+            let failed = (status.status == "FAILED").then(|| status.message.clone());
+            print(&AirbyteMessage::ConnectionStatus {
+                connection_status: status,
+            })?;
+            match failed {
+                Some(message) => Err(Error::CheckFailed(message.unwrap_or_default())),
+                None => Ok(()),
+            }
+        }
+        Command::Discover { config } => {
+            Config::from_file(&config)?;
+            print(&AirbyteMessage::Catalog {
+                catalog: streams::catalog::discover(),
+            })
+        }
+        Command::Read {
+            config,
+            catalog,
+            state,
+        } => {
+            let config = Config::from_file(&config)?;
+            let selected = streams::catalog::from_file(&catalog)?;
+            let state = match state {
+                Some(path) => sync::state::InputState::from_file(&path)?,
+                None => sync::state::InputState::default(),
+            };
+            let plan = sync::ReadPlan::build(config, selected, &state)?;
+            let sink = sinks::lines::AirbyteLines::new(BufWriter::with_capacity(
+                1 << 16,
+                io::stdout(),
+            ));
+            read(plan, sink).await.map(|_| ())
+        }
+        #[cfg(feature = "emulator")]
+        Command::Emulator(args) => emulator::run(args).await.map_err(Error::Output),
+        #[cfg(feature = "emulator")]
+        Command::Demo { output_dir, size } => demo::run(&output_dir, size).await,
+    }
+}
+
+/// Reads `plan` into `sink` and returns the sink.
+///
+/// # Errors
+/// The sync's error (after the sink has seen everything before it), or the sink's.
+pub async fn read<S: sinks::Sink + 'static>(plan: sync::ReadPlan, sink: S) -> Result<S> {
+    let client = client_for(plan.config())?;
+    let (tx, writer) = sinks::spawn(sink);
+    let result = plan.run(client, tx).await;
+    let sink = writer
+        .await
+        .map_err(|err| Error::Output(io::Error::other(err.to_string())))??;
+    result.map(|()| sink)
+}
+
+/// The Stripe client a config asks for.
+///
+/// # Errors
+/// When the HTTP client cannot be set up.
+pub fn client_for(config: &Config) -> Result<stripe::Client> {
+    Ok(stripe::Client::try_new(stripe::ClientConfig {
+        api_base: config.api_base.clone(),
+        key: config.client_secret.clone(),
+        stripe_version: config.stripe_version.clone(),
+        account: config.account_id.clone(),
+        rate_limit: config.rate_limit,
+        max_in_flight: config.num_workers,
+    })?)
+}
+
+/// The `spec` of a SPEC message.
+pub fn spec() -> serde_json::Value {
+    serde_json::json!({
+        "documentationUrl": DOCUMENTATION_URL,
+        "connectionSpecification": config::connection_specification(),
+        "supportsIncremental": true,
+        "supported_destination_sync_modes": ["overwrite", "append", "append_dedup"],
+        "protocol_version": PROTOCOL_VERSION,
+    })
+}
+
+/// Checks the key, the account and what the key may read.
+///
+/// # Errors
+/// Only for failures that are not the user's (Stripe unreachable after retries, an
+/// answer that cannot be read); a wrong key or account is a FAILED status.
+async fn check(config: &Config) -> Result<AirbyteConnectionStatus> {
+    let client = client_for(config)?;
+    let failed = |message: String| AirbyteConnectionStatus {
+        status: "FAILED",
+        message: Some(message),
+    };
+    let account = match client.get_object("/v1/account").await {
+        Ok(account) => serde_json::from_str::<serde_json::Value>(account.get()).ok(),
+        Err(stripe::Error::PermissionDenied { .. }) => None,
+        Err(err) if err.failure_type() == FailureType::ConfigError => {
+            return Ok(failed(err.to_string()));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let probes = streams::STREAMS.iter().filter(|s| !s.single).map(|stream| {
+        let client = client.clone();
+        async move {
+            let mut query = vec![("limit", "1".to_owned())];
+            query.extend(stream.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
+            (stream.name, client.list(stream.path, &query).await)
+        }
+    });
+    let mut denied = Vec::new();
+    let mut readable = 0;
+    for (name, result) in futures::future::join_all(probes).await {
+        match result {
+            Ok(_) => readable += 1,
+            Err(err @ stripe::Error::PermissionDenied { .. }) => denied.push(format!("{name} ({err})")),
+            Err(err) if err.failure_type() == FailureType::ConfigError => {
+                return Ok(failed(err.to_string()));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if readable == 0 {
+        return Ok(failed(format!(
+            "the key cannot read any stream: {}",
+            denied.join("; ")
+        )));
+    }
+    let who = match &account {
+        Some(account) => {
+            let name = account["business_profile"]["name"]
+                .as_str()
+                .or(account["settings"]["dashboard"]["display_name"].as_str())
+                .unwrap_or("no name");
+            format!(
+                "Stripe account {} ({name}, {})",
+                account["id"].as_str().unwrap_or("?"),
+                account["country"].as_str().unwrap_or("no country")
+            )
+        }
+        None => "Stripe (the key may not read /v1/account, so the account stream will fail)"
+            .to_owned(),
+    };
+    let streams_note = if denied.is_empty() {
+        "the key can read every stream".to_owned()
+    } else {
+        format!("the key cannot read: {}", denied.join("; "))
+    };
+    Ok(AirbyteConnectionStatus {
+        status: "SUCCEEDED",
+        message: Some(format!(
+            "Connected to {who} in {} mode; {streams_note}",
+            config.mode.as_str()
+        )),
+    })
+}
+
+fn print(message: &AirbyteMessage) -> Result<()> {
+    let mut writer = Writer::new(io::stdout().lock());
+    writer.message(message)?;
+    writer.flush()?;
+    Ok(())
+}
+
+/// Reports an error the way the command's reader expects: a TRACE message on stdout
+/// for protocol commands, and a line on stderr for people.
+pub fn report_error(err: &Error, protocol: bool) {
+    let message = secret::redact_secrets(&err.to_string());
+    if protocol {
+        let trace = AirbyteMessage::error(message.clone(), None, err.failure_type(), None);
+        let mut writer = Writer::new(io::stdout().lock());
+        // stdout may be the very thing that failed; stderr still tells.
+        let _ = writer.message(&trace).and_then(|()| writer.flush());
+    }
+    let _ = writeln!(io::stderr().lock(), "error: {message}");
+}

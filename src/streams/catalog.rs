@@ -1,0 +1,210 @@
+//! The catalog: what `discover` prints, and the configured catalog `read` is given,
+//! checked against the stream table.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{STREAMS, StreamDef};
+
+/// A user-input error in the configured catalog. Always a `config_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the catalog file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the catalog is not a configured Airbyte catalog: {0}")]
+    Parse(String),
+    #[error(
+        "the catalog names stream `{0}`, which this connector does not have; run `discover` for the list of streams"
+    )]
+    UnknownStream(String),
+    #[error("the catalog names stream `{0}` twice")]
+    DuplicateStream(String),
+    #[error(
+        "stream `{stream}` does not support sync_mode `{mode}`; it supports {supported}. Change the stream's sync mode in the catalog"
+    )]
+    UnsupportedSyncMode {
+        stream: String,
+        mode: String,
+        supported: String,
+    },
+    #[error("the catalog selects no streams")]
+    Empty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    FullRefresh,
+    Incremental,
+}
+
+/// A stream selected for reading, in the mode the catalog asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected {
+    pub def: &'static StreamDef,
+    pub mode: SyncMode,
+}
+
+#[derive(Deserialize)]
+struct ConfiguredCatalog {
+    streams: Vec<ConfiguredStream>,
+}
+
+#[derive(Deserialize)]
+struct ConfiguredStream {
+    stream: StreamName,
+    sync_mode: String,
+}
+
+#[derive(Deserialize)]
+struct StreamName {
+    name: String,
+}
+
+/// The `catalog` of a CATALOG message.
+pub fn discover() -> Value {
+    let streams: Vec<Value> = STREAMS
+        .iter()
+        .map(|stream| {
+            let schema: Value = serde_json::from_str(stream.schema).unwrap_or(Value::Null);
+            let mut entry = json!({
+                "name": stream.name,
+                "json_schema": schema,
+                "supported_sync_modes": if stream.supports_incremental() {
+                    json!(["full_refresh", "incremental"])
+                } else {
+                    json!(["full_refresh"])
+                },
+                "source_defined_primary_key": [["id"]],
+                "is_resumable": stream.supports_incremental(),
+            });
+            if let Some(cursor) = stream.cursor {
+                entry["source_defined_cursor"] = json!(true);
+                entry["default_cursor_field"] = json!([cursor.field()]);
+            }
+            entry
+        })
+        .collect();
+    json!({ "streams": streams })
+}
+
+/// Reads and checks a configured catalog.
+///
+/// # Errors
+/// An [`Error`] naming the stream or the problem.
+pub fn from_file(path: &Path) -> Result<Vec<Selected>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text)
+}
+
+/// Parses and checks a configured catalog.
+///
+/// # Errors
+/// An [`Error`] naming the stream or the problem.
+pub fn parse(text: &str) -> Result<Vec<Selected>, Error> {
+    let catalog: ConfiguredCatalog =
+        serde_json::from_str(text).map_err(|err| Error::Parse(err.to_string()))?;
+    let mut selected: Vec<Selected> = Vec::new();
+    for configured in catalog.streams {
+        let name = configured.stream.name;
+        let def = super::find(&name).ok_or_else(|| Error::UnknownStream(name.clone()))?;
+        if selected.iter().any(|s| s.def.name == name) {
+            return Err(Error::DuplicateStream(name));
+        }
+        let mode = match configured.sync_mode.as_str() {
+            "full_refresh" => SyncMode::FullRefresh,
+            "incremental" if def.supports_incremental() => SyncMode::Incremental,
+            other => {
+                return Err(Error::UnsupportedSyncMode {
+                    stream: name,
+                    mode: other.to_owned(),
+                    supported: if def.supports_incremental() {
+                        "full_refresh and incremental".to_owned()
+                    } else {
+                        "only full_refresh".to_owned()
+                    },
+                });
+            }
+        };
+        selected.push(Selected { def, mode });
+    }
+    if selected.is_empty() {
+        return Err(Error::Empty);
+    }
+    Ok(selected)
+}
+
+/// Every stream, incremental where it can be: the catalog of the `demo` command.
+pub fn all_incremental() -> Vec<Selected> {
+    STREAMS
+        .iter()
+        .map(|def| Selected {
+            def,
+            mode: if def.supports_incremental() {
+                SyncMode::Incremental
+            } else {
+                SyncMode::FullRefresh
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(streams: &[(&str, &str)]) -> String {
+        let streams: Vec<Value> = streams
+            .iter()
+            .map(|(name, mode)| {
+                json!({"stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                       "sync_mode": mode, "destination_sync_mode": "append"})
+            })
+            .collect();
+        json!({ "streams": streams }).to_string()
+    }
+
+    #[test]
+    fn parses_a_configured_catalog() {
+        let selected =
+            parse(&catalog(&[("customers", "incremental"), ("account", "full_refresh")])).unwrap();
+        assert_eq!(selected.len(), 2);
+        assert_eq!(selected[0].def.name, "customers");
+        assert_eq!(selected[0].mode, SyncMode::Incremental);
+    }
+
+    #[test]
+    fn rejects_bad_catalogs_with_the_stream_named() {
+        let cases = [
+            (catalog(&[("customer", "incremental")]), "`customer`"),
+            (catalog(&[("account", "incremental")]), "only full_refresh"),
+            (catalog(&[("charges", "sometimes")]), "sometimes"),
+            (catalog(&[("charges", "incremental"), ("charges", "incremental")]), "twice"),
+            (catalog(&[]), "no streams"),
+            ("{\"streams\": 3}".to_owned(), "not a configured"),
+        ];
+        for (text, needle) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text} → {err}");
+        }
+    }
+
+    #[test]
+    fn discover_lists_every_stream_with_cursor_and_key() {
+        let catalog = discover();
+        let streams = catalog["streams"].as_array().unwrap();
+        assert_eq!(streams.len(), STREAMS.len());
+        let customers = streams.iter().find(|s| s["name"] == "customers").unwrap();
+        assert_eq!(customers["default_cursor_field"], json!(["updated"]));
+        assert_eq!(customers["source_defined_primary_key"], json!([["id"]]));
+        assert!(customers["json_schema"]["properties"]["email"].is_object());
+    }
+}

@@ -1,0 +1,266 @@
+//! Per-stream state: what a sync saves so the next one (or a resumed one) reads only
+//! what it has not seen, and loses nothing.
+//!
+//! Shapes (Airbyte per-stream state, `stream_state`):
+//! - `{"created": T}` for streams that never change: every object created before `T`
+//!   (unix seconds) has been read.
+//! - `{"updated": T}` for streams that change: every change Stripe recorded as an event
+//!   before `T` has been read.
+//! - `{"updated": T, "backfill_from_created": C}` while the first full read of such a
+//!   stream is under way: objects created before `C` are read, the rest of the read
+//!   continues from `C`, and events from `T` on follow once it is done.
+//!
+//! Cursor values may be integers or numeric strings (Airbyte's own Stripe source writes
+//! strings); `created` and `updated` are accepted for either kind of stream, so a state
+//! from Airbyte's source carries over.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::streams::Cursor;
+
+/// A user-input error in the state file. Always a `config_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the state file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the state file is not valid: {0}. Pass the last STATE messages of a previous sync, or no state for a full sync"
+    )]
+    Invalid(String),
+    #[error(
+        "the state of stream `{stream}` is not valid: {message}. Expected {{\"{cursor}\": <unix seconds>}}; remove the stream's state to read it in full"
+    )]
+    Stream {
+        stream: String,
+        cursor: &'static str,
+        message: String,
+    },
+}
+
+/// One stream's saved position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamState {
+    /// The cursor (unix seconds): see the module docs.
+    pub cursor: i64,
+    /// A first full read of an event-driven stream is under way from this `created`.
+    pub backfill_from_created: Option<i64>,
+}
+
+impl StreamState {
+    pub fn to_json(self, cursor: Cursor) -> Value {
+        let mut value = json!({ cursor.field(): self.cursor });
+        if let Some(from) = self.backfill_from_created {
+            value["backfill_from_created"] = json!(from);
+        }
+        value
+    }
+}
+
+/// The raw state of every stream the input names, by stream name.
+#[derive(Debug, Default)]
+pub struct InputState {
+    streams: HashMap<String, Value>,
+}
+
+impl InputState {
+    /// # Errors
+    /// `Read` or `Invalid` naming what is wrong.
+    pub fn from_file(path: &Path) -> Result<InputState, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        InputState::parse(&text)
+    }
+
+    /// Accepts a list of Airbyte STATE messages (per-stream, or the state objects
+    /// alone), or the legacy `{stream: state}` object.
+    ///
+    /// # Errors
+    /// `Invalid` naming what is wrong.
+    pub fn parse(text: &str) -> Result<InputState, Error> {
+        if text.trim().is_empty() {
+            return Ok(InputState::default());
+        }
+        let value: Value =
+            serde_json::from_str(text).map_err(|err| Error::Invalid(format!("not JSON ({err})")))?;
+        let mut streams = HashMap::new();
+        match value {
+            Value::Array(messages) => {
+                for message in messages {
+                    let state = if message["type"] == "STATE" {
+                        &message["state"]
+                    } else {
+                        &message
+                    };
+                    match state["type"].as_str() {
+                        Some("STREAM") => {
+                            let name = state["stream"]["stream_descriptor"]["name"]
+                                .as_str()
+                                .ok_or_else(|| {
+                                    Error::Invalid(
+                                        "a STREAM state has no stream.stream_descriptor.name"
+                                            .to_owned(),
+                                    )
+                                })?;
+                            let stream_state = state["stream"]
+                                .get("stream_state")
+                                .cloned()
+                                .unwrap_or(Value::Null);
+                            streams.insert(name.to_owned(), stream_state);
+                        }
+                        Some("LEGACY") | None if state["data"].is_object() => {
+                            legacy(&state["data"], &mut streams)?;
+                        }
+                        other => {
+                            return Err(Error::Invalid(format!(
+                                "state type {} is not supported; this connector writes per-stream (STREAM) state",
+                                other.unwrap_or("(missing)")
+                            )));
+                        }
+                    }
+                }
+            }
+            Value::Object(_) => legacy(&value, &mut streams)?,
+            _ => {
+                return Err(Error::Invalid(
+                    "expected a list of STATE messages or an object".to_owned(),
+                ));
+            }
+        }
+        Ok(InputState { streams })
+    }
+
+    /// The state of one stream, if the input has one.
+    ///
+    /// # Errors
+    /// `Stream` naming the stream and what is wrong with its state.
+    pub fn stream(&self, name: &str, cursor: Cursor) -> Result<Option<StreamState>, Error> {
+        let Some(value) = self.streams.get(name) else {
+            return Ok(None);
+        };
+        let fail = |message: String| Error::Stream {
+            stream: name.to_owned(),
+            cursor: cursor.field(),
+            message,
+        };
+        let object = match value {
+            Value::Null => return Ok(None),
+            Value::Object(object) => object,
+            other => return Err(fail(format!("{other} is not an object"))),
+        };
+        let mut cursor_value = None;
+        let mut backfill_from_created = None;
+        for (key, value) in object {
+            match key.as_str() {
+                "created" | "updated" => {
+                    let parsed = timestamp(value).ok_or_else(|| {
+                        fail(format!("`{key}` is {value}, not unix seconds"))
+                    })?;
+                    // The stream's own cursor field wins over the other one.
+                    if key == cursor.field() || cursor_value.is_none() {
+                        cursor_value = Some(parsed);
+                    }
+                }
+                "backfill_from_created" => {
+                    backfill_from_created = Some(timestamp(value).ok_or_else(|| {
+                        fail(format!("`{key}` is {value}, not unix seconds"))
+                    })?);
+                }
+                // Airbyte's CDK adds its own markers; they carry no position.
+                key if key.starts_with("__ab_") => {}
+                other => {
+                    return Err(fail(format!("unknown key `{other}`")));
+                }
+            }
+        }
+        match cursor_value {
+            None if backfill_from_created.is_some() => {
+                Err(fail("`backfill_from_created` without a cursor".to_owned()))
+            }
+            None => Ok(None),
+            Some(cursor) => Ok(Some(StreamState {
+                cursor,
+                backfill_from_created,
+            })),
+        }
+    }
+}
+
+fn legacy(data: &Value, streams: &mut HashMap<String, Value>) -> Result<(), Error> {
+    let Some(object) = data.as_object() else {
+        return Err(Error::Invalid("legacy state data is not an object".to_owned()));
+    };
+    for (name, state) in object {
+        streams.insert(name.clone(), state.clone());
+    }
+    Ok(())
+}
+
+/// Unix seconds from an integer or a numeric string; plausible values only
+/// (after 2000-01-01, before 2100-01-01).
+fn timestamp(value: &Value) -> Option<i64> {
+    let seconds = match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))?,
+        Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as i64)?,
+        _ => return None,
+    };
+    (946_684_800..4_102_444_800).contains(&seconds).then_some(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_per_stream_messages_and_legacy_objects() {
+        let messages = r#"[{"type":"STREAM","stream":{"stream_descriptor":{"name":"customers"},"stream_state":{"updated":"1700000000"}}},
+            {"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"events"},"stream_state":{"created":1700000001}}}}]"#;
+        let state = InputState::parse(messages).unwrap();
+        assert_eq!(
+            state.stream("customers", Cursor::Updated).unwrap(),
+            Some(StreamState { cursor: 1_700_000_000, backfill_from_created: None })
+        );
+        assert_eq!(state.stream("events", Cursor::Created).unwrap().unwrap().cursor, 1_700_000_001);
+        assert_eq!(state.stream("charges", Cursor::Updated).unwrap(), None);
+
+        let legacy = InputState::parse(r#"{"charges": {"created": 1600000000, "__ab_no_cursor_state_message": true}}"#).unwrap();
+        assert_eq!(legacy.stream("charges", Cursor::Updated).unwrap().unwrap().cursor, 1_600_000_000);
+        assert!(InputState::parse("").unwrap().streams.is_empty());
+        assert!(InputState::parse("[]").unwrap().streams.is_empty());
+    }
+
+    #[test]
+    fn round_trips_a_backfill_state() {
+        let state = StreamState { cursor: 1_700_000_000, backfill_from_created: Some(1_600_000_000) };
+        let json = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "prices"}, "stream_state": state.to_json(Cursor::Updated)}}]);
+        let parsed = InputState::parse(&json.to_string()).unwrap();
+        assert_eq!(parsed.stream("prices", Cursor::Updated).unwrap(), Some(state));
+    }
+
+    #[test]
+    fn malformed_states_are_errors_that_name_the_problem() {
+        let cases = [
+            ("{not json", "not JSON"),
+            ("42", "expected a list"),
+            (r#"[{"type":"GLOBAL","global":{}}]"#, "GLOBAL"),
+            (r#"{"customers": {"updated": "yesterday"}}"#, "`updated`"),
+            (r#"{"customers": {"updated": 5}}"#, "`updated`"),
+            (r#"{"customers": {"cursor": 1700000000}}"#, "unknown key `cursor`"),
+            (r#"{"customers": [1]}"#, "not an object"),
+        ];
+        for (text, needle) in cases {
+            let err = InputState::parse(text)
+                .and_then(|s| s.stream("customers", Cursor::Updated).map(|_| ()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text} → {err}");
+        }
+    }
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Copy the parts of Stripe's OpenAPI spec and the Airbyte protocol that this project uses.
+
+Run from the repository root with the full reference folder as argument:
+
+    python3 tools/trim_reference.py ../shared/reference
+
+Writes `reference/stripe-openapi/spec3.trimmed.json` (the component schemas reachable from
+the objects we serve, and the GET operations of the paths we serve),
+`reference/stripe-openapi/fixtures3.2022-04-12.json` (Stripe's example objects), and
+`reference/airbyte-protocol/airbyte_protocol.json` (the protocol schema as JSON).
+"""
+import json
+import shutil
+import sys
+
+import yaml
+
+OBJECTS = [
+    "account", "customer", "deleted_customer", "charge", "payment_intent", "refund",
+    "dispute", "product", "deleted_product", "price", "balance_transaction", "event",
+    "invoice", "deleted_invoice", "subscription", "payout", "error",
+]
+PATHS = [
+    "/v1/account", "/v1/accounts", "/v1/customers", "/v1/charges", "/v1/payment_intents",
+    "/v1/refunds", "/v1/disputes", "/v1/products", "/v1/prices", "/v1/balance_transactions",
+    "/v1/events", "/v1/invoices", "/v1/subscriptions", "/v1/payouts",
+]
+
+
+def refs(node, out):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                out.add(value.split("/")[-1])
+            else:
+                refs(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            refs(value, out)
+
+
+def main(src):
+    spec = json.load(open(f"{src}/stripe-openapi/spec3.2022-04-12.json"))
+    schemas = spec["components"]["schemas"]
+    seen, stack = set(), list(OBJECTS)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        found = set()
+        refs(schemas[name], found)
+        stack.extend(found - seen)
+    paths = {}
+    for path in PATHS:
+        op = dict(spec["paths"][path]["get"])
+        op.pop("requestBody", None)
+        paths[path] = {"get": op}
+        refs(op, seen)
+    trimmed = {
+        "openapi": spec["openapi"],
+        "info": spec["info"],
+        "paths": paths,
+        "components": {"schemas": {k: schemas[k] for k in sorted(seen) if k in schemas}},
+    }
+    with open("reference/stripe-openapi/spec3.trimmed.json", "w") as f:
+        json.dump(trimmed, f, separators=(",", ":"), sort_keys=True)
+    shutil.copy(f"{src}/stripe-openapi/fixtures3.2022-04-12.json", "reference/stripe-openapi/")
+    shutil.copy(f"{src}/stripe-openapi/LICENSE", "reference/stripe-openapi/LICENSE")
+    protocol = yaml.safe_load(open(f"{src}/airbyte-protocol/airbyte_protocol.yaml"))
+    with open("reference/airbyte-protocol/airbyte_protocol.json", "w") as f:
+        json.dump(protocol, f, indent=1, sort_keys=True)
+    shutil.copy(f"{src}/airbyte-protocol/LICENSE", "reference/airbyte-protocol/LICENSE")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/reference")
