@@ -31,7 +31,10 @@ pub enum Error {
     #[error("the config file is not valid: {message}")]
     Parse { message: String },
     #[error("config field `{field}`: {message}")]
-    Field { field: &'static str, message: String },
+    Field {
+        field: &'static str,
+        message: String,
+    },
 }
 
 fn field(field: &'static str, message: impl Into<String>) -> Error {
@@ -57,6 +60,16 @@ pub struct RawConfig {
     /// the key's own account.
     #[serde(default)]
     pub account_id: Option<String>,
+    /// Stripe Connect: the connected accounts to read in one sync with the platform's key,
+    /// as a list of `acct_…` ids, or `"all"` for every account the platform can list
+    /// (`/v1/accounts`). Each record then carries its account in `stripe_account`, and
+    /// state is kept per account. Not together with `account_id`.
+    #[serde(default)]
+    pub connected_accounts: Option<ConnectedAccounts>,
+    /// The mode the key must be in: `test` or `live`. A key of the other mode is refused
+    /// before any data is read. Leave it out to accept either.
+    #[serde(default)]
+    pub mode: Option<Mode>,
     /// UTC date and time (RFC 3339, e.g. `2017-01-25T00:00:00Z`). Objects created before
     /// it are not read.
     #[serde(default = "default_start_date")]
@@ -106,8 +119,37 @@ fn default_stripe_version() -> String {
     DEFAULT_STRIPE_VERSION.to_owned()
 }
 
+/// Connected accounts to read: a list, or every account the platform lists.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ConnectedAccounts {
+    /// `"all"`: every account connected to the platform, listed at the start of the sync.
+    All(String),
+    /// These accounts (`acct_…`).
+    List(Vec<String>),
+}
+
+/// Which accounts a sync reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accounts {
+    /// The key's own account, or the one `account_id` names (no account field on records).
+    One(Option<String>),
+    /// These connected accounts.
+    List(Vec<String>),
+    /// Every connected account the platform lists.
+    All,
+}
+
+impl Accounts {
+    /// Whether records carry `stripe_account` and state is kept per account.
+    pub fn is_multi(&self) -> bool {
+        !matches!(self, Accounts::One(_))
+    }
+}
+
 /// Test or live mode, as the key's prefix says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     Test,
     Live,
@@ -135,7 +177,7 @@ impl Mode {
 pub struct Config {
     pub client_secret: Secret,
     pub mode: Mode,
-    pub account_id: Option<String>,
+    pub accounts: Accounts,
     /// Unix seconds.
     pub start_date: i64,
     pub lookback_secs: i64,
@@ -213,15 +255,61 @@ impl Config {
                 "has leading or trailing white space; paste the key alone",
             ));
         }
+        if let Some(expected) = raw.mode
+            && expected != mode
+        {
+            return Err(field(
+                "mode",
+                format!(
+                    "is `{}` but client_secret is a {}-mode key; use a {} key ({}) or set mode to `{}`",
+                    expected.as_str(),
+                    mode.as_str(),
+                    expected.as_str(),
+                    match expected {
+                        Mode::Test => "sk_test_… or rk_test_…",
+                        Mode::Live => "sk_live_… or rk_live_…",
+                    },
+                    mode.as_str()
+                ),
+            ));
+        }
         let account_id = match raw.account_id {
             Some(id) if id.trim().is_empty() => None,
-            Some(id) if !id.starts_with("acct_") => {
+            Some(id) => Some(account_id_of("account_id", id)?),
+            None => None,
+        };
+        let accounts = match (raw.connected_accounts, account_id) {
+            (None, one) => Accounts::One(one),
+            (Some(_), Some(_)) => {
                 return Err(field(
-                    "account_id",
-                    format!("`{id}` is not a Stripe account id: it must start with acct_"),
+                    "connected_accounts",
+                    "cannot be used together with account_id; list the account in connected_accounts instead",
                 ));
             }
-            other => other,
+            (Some(ConnectedAccounts::All(all)), None) if all == "all" => Accounts::All,
+            (Some(ConnectedAccounts::All(other)), None) => {
+                return Err(field(
+                    "connected_accounts",
+                    format!("`{other}` is neither \"all\" nor a list of acct_… ids"),
+                ));
+            }
+            (Some(ConnectedAccounts::List(ids)), None) => {
+                if ids.is_empty() {
+                    return Err(field(
+                        "connected_accounts",
+                        "is an empty list; name at least one acct_… id, or \"all\"",
+                    ));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                let mut list = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let id = account_id_of("connected_accounts", id)?;
+                    if seen.insert(id.clone()) {
+                        list.push(id);
+                    }
+                }
+                Accounts::List(list)
+            }
         };
         let start_date = OffsetDateTime::parse(&raw.start_date, &Rfc3339)
             .map_err(|err| {
@@ -283,7 +371,7 @@ impl Config {
         Ok(Config {
             client_secret: raw.client_secret,
             mode,
-            account_id,
+            accounts,
             start_date,
             lookback_secs: raw.lookback_window_days * 86_400,
             slice_secs: raw.slice_range * 86_400,
@@ -295,11 +383,51 @@ impl Config {
     }
 }
 
+fn account_id_of(name: &'static str, id: String) -> Result<String, Error> {
+    let id = id.trim().to_owned();
+    if id.starts_with("acct_")
+        && id.len() > 5
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        Ok(id)
+    } else {
+        Err(field(
+            name,
+            format!("`{id}` is not a Stripe account id: it must look like acct_1AbC…"),
+        ))
+    }
+}
+
 /// The JSON schema of the config, as `spec` prints it and `spec.json` stores it.
 pub fn connection_specification() -> serde_json::Value {
     let generator = schemars::generate::SchemaSettings::draft07().into_generator();
     let schema = generator.into_root_schema_for::<RawConfig>();
-    serde_json::to_value(schema).unwrap_or_default()
+    let mut value = serde_json::to_value(schema).unwrap_or_default();
+    unwrap_descriptions(&mut value);
+    value
+}
+
+/// Doc comments wrap at 100 columns; a description reads as one paragraph per blank
+/// line, so single line breaks become spaces.
+fn unwrap_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if let (true, serde_json::Value::String(text)) = (key == "description", &mut *value)
+                {
+                    *text = text
+                        .split("\n\n")
+                        .map(|p| p.replace('\n', " "))
+                        .collect::<Vec<_>>()
+                        .join("\n\n");
+                } else {
+                    unwrap_descriptions(value);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -332,17 +460,74 @@ mod tests {
         let key = "sk_test_abcdefgh12345678";
         let cases = [
             (serde_json::json!({}), "client_secret"),
-            (serde_json::json!({"client_secret": "pk_test_abcdefgh"}), "publishable"),
-            (serde_json::json!({"client_secret": "hello"}), "client_secret"),
-            (serde_json::json!({"client_secret": key, "start_date": "2020-13-01"}), "start_date"),
-            (serde_json::json!({"client_secret": key, "slice_range": 0}), "slice_range"),
-            (serde_json::json!({"client_secret": key, "lookback_window_days": -1}), "lookback_window_days"),
-            (serde_json::json!({"client_secret": key, "num_workers": -2}), "num_workers"),
-            (serde_json::json!({"client_secret": key, "call_rate_limit": 0}), "call_rate_limit"),
-            (serde_json::json!({"client_secret": key, "num_workers": "many"}), "num_workers"),
-            (serde_json::json!({"client_secret": key, "api_base": "ftp://x"}), "api_base"),
-            (serde_json::json!({"client_secret": key, "account_id": "123"}), "account_id"),
-            (serde_json::json!({"client_secret": key, "colour": "red"}), "colour"),
+            (
+                serde_json::json!({"client_secret": "pk_test_abcdefgh"}),
+                "publishable",
+            ),
+            (
+                serde_json::json!({"client_secret": "hello"}),
+                "client_secret",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "start_date": "2020-13-01"}),
+                "start_date",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "slice_range": 0}),
+                "slice_range",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "lookback_window_days": -1}),
+                "lookback_window_days",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "num_workers": -2}),
+                "num_workers",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "call_rate_limit": 0}),
+                "call_rate_limit",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "num_workers": "many"}),
+                "num_workers",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "api_base": "ftp://x"}),
+                "api_base",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "account_id": "123"}),
+                "account_id",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "colour": "red"}),
+                "colour",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "mode": "live"}),
+                "test-mode key",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "mode": "sandbox"}),
+                "mode",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "connected_accounts": []}),
+                "connected_accounts",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "connected_accounts": "some"}),
+                "connected_accounts",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "connected_accounts": ["x"]}),
+                "connected_accounts",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "connected_accounts": "all", "account_id": "acct_1"}),
+                "together",
+            ),
         ];
         for (json, needle) in cases {
             let err = parse(json.clone()).unwrap_err().to_string();
@@ -352,8 +537,24 @@ mod tests {
     }
 
     #[test]
+    fn connected_accounts_are_a_list_or_all() {
+        let key = "sk_test_abcdefgh12345678";
+        let all =
+            parse(serde_json::json!({"client_secret": key, "connected_accounts": "all"})).unwrap();
+        assert_eq!(all.accounts, Accounts::All);
+        let list = parse(serde_json::json!({"client_secret": key, "connected_accounts": ["acct_1", "acct_2", "acct_1"], "mode": "test"})).unwrap();
+        assert_eq!(
+            list.accounts,
+            Accounts::List(vec!["acct_1".into(), "acct_2".into()])
+        );
+        let one = parse(serde_json::json!({"client_secret": key, "account_id": "acct_9"})).unwrap();
+        assert_eq!(one.accounts, Accounts::One(Some("acct_9".into())));
+    }
+
+    #[test]
     fn debug_output_hides_the_key() {
-        let config = parse(serde_json::json!({"client_secret": "sk_test_abcdefgh12345678"})).unwrap();
+        let config =
+            parse(serde_json::json!({"client_secret": "sk_test_abcdefgh12345678"})).unwrap();
         assert!(!format!("{config:?}").contains("abcdefgh12345678"));
     }
 }

@@ -46,9 +46,7 @@ impl Error {
             | Error::Catalog(_)
             | Error::State(_)
             | Error::Usage(_)
-            | Error::CheckFailed(_) => {
-                FailureType::ConfigError
-            }
+            | Error::CheckFailed(_) => FailureType::ConfigError,
             Error::Stripe(err) => err.failure_type(),
             Error::Output(_) => FailureType::SystemError,
             Error::StreamsFailed { failure_type, .. } => *failure_type,

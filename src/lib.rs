@@ -82,10 +82,8 @@ pub async fn run(command: Command) -> Result<()> {
                 None => sync::state::InputState::default(),
             };
             let plan = sync::ReadPlan::build(config, selected, &state)?;
-            let sink = sinks::lines::AirbyteLines::new(BufWriter::with_capacity(
-                1 << 16,
-                io::stdout(),
-            ));
+            let sink =
+                sinks::lines::AirbyteLines::new(BufWriter::with_capacity(1 << 16, io::stdout()));
             read(plan, sink).await.map(|_| ())
         }
         #[cfg(feature = "emulator")]
@@ -118,7 +116,10 @@ pub fn client_for(config: &Config) -> Result<stripe::Client> {
         api_base: config.api_base.clone(),
         key: config.client_secret.clone(),
         stripe_version: config.stripe_version.clone(),
-        account: config.account_id.clone(),
+        account: match &config.accounts {
+            config::Accounts::One(account) => account.clone(),
+            _ => None,
+        },
         rate_limit: config.rate_limit,
         max_in_flight: config.num_workers,
     })?)
@@ -167,7 +168,9 @@ async fn check(config: &Config) -> Result<AirbyteConnectionStatus> {
     for (name, result) in futures::future::join_all(probes).await {
         match result {
             Ok(_) => readable += 1,
-            Err(err @ stripe::Error::PermissionDenied { .. }) => denied.push(format!("{name} ({err})")),
+            Err(err @ stripe::Error::PermissionDenied { .. }) => {
+                denied.push(format!("{name} ({err})"))
+            }
             Err(err) if err.failure_type() == FailureType::ConfigError => {
                 return Ok(failed(err.to_string()));
             }
@@ -192,8 +195,9 @@ async fn check(config: &Config) -> Result<AirbyteConnectionStatus> {
                 account["country"].as_str().unwrap_or("no country")
             )
         }
-        None => "Stripe (the key may not read /v1/account, so the account stream will fail)"
-            .to_owned(),
+        None => {
+            "Stripe (the key may not read /v1/account, so the account stream will fail)".to_owned()
+        }
     };
     let streams_note = if denied.is_empty() {
         "the key can read every stream".to_owned()
@@ -223,8 +227,11 @@ pub fn report_error(err: &Error, protocol: bool) {
     if protocol {
         let trace = AirbyteMessage::error(message.clone(), None, err.failure_type(), None);
         let mut writer = Writer::new(io::stdout().lock());
-        // stdout may be the very thing that failed; stderr still tells.
-        let _ = writer.message(&trace).and_then(|()| writer.flush());
+        if writer.message(&trace).and_then(|()| writer.flush()).is_err() {
+            // stdout is gone; stderr below still tells.
+        }
     }
-    let _ = writeln!(io::stderr().lock(), "error: {message}");
+    if writeln!(io::stderr().lock(), "error: {message}").is_err() {
+        // Nowhere left to report to.
+    }
 }

@@ -17,7 +17,10 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let protocol = cli.command.is_protocol();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

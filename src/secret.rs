@@ -121,8 +121,14 @@ mod tests {
             redact_secrets("Invalid API Key provided: sk_live_0123456789abcdef, try again"),
             "Invalid API Key provided: sk_live_****cdef, try again"
         );
-        assert_eq!(redact_secrets("code=ac_ABCDEFGH12345678&x"), "code=ac_****5678&x");
+        assert_eq!(
+            redact_secrets("code=ac_ABCDEFGH12345678&x"),
+            "code=ac_****5678&x"
+        );
         // Short ids and words that merely contain a prefix are left alone.
-        assert_eq!(redact_secrets("task_test_1 sk_test_x"), "task_test_1 sk_test_x");
+        assert_eq!(
+            redact_secrets("task_test_1 sk_test_x"),
+            "task_test_1 sk_test_x"
+        );
     }
 }

@@ -205,11 +205,12 @@ impl<W: Write> Writer<W> {
     /// # Errors
     /// The underlying writer's error.
     pub fn record(&mut self, stream: &str, data: &str, emitted_at: i64) -> io::Result<()> {
-        self.out.write_all(b"{\"type\":\"RECORD\",\"record\":{\"stream\":")?;
+        self.out
+            .write_all(b"{\"type\":\"RECORD\",\"record\":{\"stream\":")?;
         serde_json::to_writer(&mut self.out, stream)?;
         self.out.write_all(b",\"data\":")?;
         self.out.write_all(data.as_bytes())?;
-        write!(self.out, ",\"emitted_at\":{emitted_at}}}}}\n")
+        writeln!(self.out, ",\"emitted_at\":{emitted_at}}}}}")
     }
 
     /// # Errors
@@ -230,7 +231,9 @@ mod tests {
     #[test]
     fn record_line_embeds_the_data_verbatim() {
         let mut writer = Writer::new(Vec::new());
-        writer.record("customers", r#"{"id":"cus_1","amount":1.50}"#, 7).unwrap();
+        writer
+            .record("customers", r#"{"id":"cus_1","amount":1.50}"#, 7)
+            .unwrap();
         let line = String::from_utf8(writer.into_inner()).unwrap();
         assert_eq!(
             line,

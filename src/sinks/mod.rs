@@ -50,10 +50,7 @@ pub const CHANNEL_CAPACITY: usize = 64;
 /// Runs `sink` on a blocking thread until the channel closes; returns the sink.
 pub fn spawn<S: Sink + 'static>(
     mut sink: S,
-) -> (
-    mpsc::Sender<Output>,
-    tokio::task::JoinHandle<io::Result<S>>,
-) {
+) -> (mpsc::Sender<Output>, tokio::task::JoinHandle<io::Result<S>>) {
     let (tx, mut rx) = mpsc::channel::<Output>(CHANNEL_CAPACITY);
     let handle = tokio::task::spawn_blocking(move || {
         while let Some(output) = rx.blocking_recv() {

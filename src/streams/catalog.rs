@@ -174,8 +174,11 @@ mod tests {
 
     #[test]
     fn parses_a_configured_catalog() {
-        let selected =
-            parse(&catalog(&[("customers", "incremental"), ("account", "full_refresh")])).unwrap();
+        let selected = parse(&catalog(&[
+            ("customers", "incremental"),
+            ("account", "full_refresh"),
+        ]))
+        .unwrap();
         assert_eq!(selected.len(), 2);
         assert_eq!(selected[0].def.name, "customers");
         assert_eq!(selected[0].mode, SyncMode::Incremental);
@@ -187,7 +190,10 @@ mod tests {
             (catalog(&[("customer", "incremental")]), "`customer`"),
             (catalog(&[("account", "incremental")]), "only full_refresh"),
             (catalog(&[("charges", "sometimes")]), "sometimes"),
-            (catalog(&[("charges", "incremental"), ("charges", "incremental")]), "twice"),
+            (
+                catalog(&[("charges", "incremental"), ("charges", "incremental")]),
+                "twice",
+            ),
             (catalog(&[]), "no streams"),
             ("{\"streams\": 3}".to_owned(), "not a configured"),
         ];

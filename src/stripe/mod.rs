@@ -71,10 +71,20 @@ pub struct Client {
     stats: Arc<Stats>,
 }
 
+/// One request every `1 / rate` seconds, no bursts: Stripe's own limiter is a token
+/// bucket, and an even pace never empties it.
+fn quota(rate: f64) -> Result<Quota, Error> {
+    Quota::with_period(Duration::from_secs_f64(1.0 / rate.max(0.01)))
+        .ok_or_else(|| Error::Setup("the rate limit must be positive".to_owned()))
+}
+
 /// How one attempt ended.
 enum Attempt {
     Done(bytes::Bytes),
-    Retry { after: Option<Duration>, why: String },
+    Retry {
+        after: Option<Duration>,
+        why: String,
+    },
     Fail(Error),
 }
 
@@ -89,18 +99,42 @@ impl Client {
             .pool_max_idle_per_host(config.max_in_flight.max(1))
             .build()
             .map_err(|err| Error::Setup(err.to_string()))?;
-        let period = Duration::from_secs_f64(1.0 / config.rate_limit.max(0.01));
-        let quota = Quota::with_period(period)
-            .ok_or_else(|| Error::Setup("the rate limit must be positive".to_owned()))?;
         Ok(Client {
             http,
-            limiter: Arc::new(RateLimiter::direct(quota)),
+            limiter: Arc::new(RateLimiter::direct(quota(config.rate_limit)?)),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             paused_until_ms: Arc::new(AtomicI64::new(0)),
             server_time: Arc::new(AtomicI64::new(0)),
             stats: Arc::new(Stats::default()),
             config: Arc::new(config),
         })
+    }
+
+    /// A client for another account of the same platform (`Stripe-Account`), with a
+    /// rate limit of its own (Stripe limits each account separately) and the same cap on
+    /// requests in flight and the same counters.
+    ///
+    /// # Errors
+    /// `Setup` when the rate limit is not positive.
+    pub fn for_account(&self, account: Option<String>) -> Result<Client, Error> {
+        let config = ClientConfig {
+            account,
+            ..(*self.config).clone()
+        };
+        Ok(Client {
+            http: self.http.clone(),
+            limiter: Arc::new(RateLimiter::direct(quota(config.rate_limit)?)),
+            in_flight: self.in_flight.clone(),
+            paused_until_ms: Arc::new(AtomicI64::new(0)),
+            server_time: Arc::new(AtomicI64::new(0)),
+            stats: self.stats.clone(),
+            config: Arc::new(config),
+        })
+    }
+
+    /// The `Stripe-Account` this client sends, if any.
+    pub fn account(&self) -> Option<&str> {
+        self.config.account.as_deref()
     }
 
     pub fn stats(&self) -> &Stats {

@@ -28,7 +28,9 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::config::Config;
+use std::collections::HashMap;
+
+use crate::config::{Accounts, Config};
 use crate::error::{Error, FailureType};
 use crate::protocol::AirbyteMessage;
 use crate::protocol::airbyte::StreamStatus;
@@ -48,6 +50,8 @@ const EVENTS_WINDOW_SECS: i64 = 86_400;
 /// Stripe accepts at most this many names in `types[]`.
 const MAX_EVENT_TYPES: usize = 20;
 const PAGE_LIMIT: &str = "100";
+/// Above this many slices, a full read first looks for the oldest object.
+const MAX_BLIND_SLICES: i64 = 16;
 
 /// How one selected stream will be read.
 #[derive(Debug, Clone, Copy)]
@@ -72,16 +76,20 @@ enum Plan {
 #[derive(Debug)]
 struct PlannedStream {
     def: &'static StreamDef,
-    state: Option<StreamState>,
     mode: SyncMode,
 }
 
-/// A validated read: config, streams and their state. Built before any request.
+/// A validated read: config, streams and their saved states. Built before any request.
 #[derive(Debug)]
 pub struct ReadPlan {
     config: Config,
     streams: Vec<PlannedStream>,
+    /// Saved states by stream and account (`None` when the sync reads one account).
+    states: HashMap<(&'static str, Option<String>), StreamState>,
 }
+
+/// The outcome of each stream of one account.
+type StreamResults = Vec<(&'static str, Result<(), Error>)>;
 
 impl ReadPlan {
     /// # Errors
@@ -91,25 +99,36 @@ impl ReadPlan {
         selected: Vec<Selected>,
         input: &InputState,
     ) -> Result<ReadPlan, Error> {
+        let mut states = HashMap::new();
+        for Selected { def, mode } in &selected {
+            let (SyncMode::Incremental, Some(cursor)) = (mode, def.cursor) else {
+                continue;
+            };
+            if config.accounts.is_multi() {
+                for (account, state) in input.stream_accounts(def.name, cursor)? {
+                    states.insert((def.name, Some(account)), state);
+                }
+            } else if let Some(state) = input.stream(def.name, cursor)? {
+                states.insert((def.name, None), state);
+            }
+        }
         let streams = selected
             .into_iter()
-            .map(|Selected { def, mode }| {
-                let state = match (mode, def.cursor) {
-                    (SyncMode::Incremental, Some(cursor)) => input.stream(def.name, cursor)?,
-                    _ => None,
-                };
-                Ok(PlannedStream { def, state, mode })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok(ReadPlan { config, streams })
+            .map(|Selected { def, mode }| PlannedStream { def, mode })
+            .collect();
+        Ok(ReadPlan {
+            config,
+            streams,
+            states,
+        })
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Decides how each stream is read, given the server's clock.
-    fn plan(&self, stream: &PlannedStream, now: i64) -> Plan {
+    /// Decides how a stream is read, given its saved state and the server's clock.
+    fn plan(&self, stream: &PlannedStream, state: Option<StreamState>, now: i64) -> Plan {
         let config = &self.config;
         let (SyncMode::Incremental, Some(cursor)) = (stream.mode, stream.def.cursor) else {
             return if stream.def.single {
@@ -118,7 +137,6 @@ impl ReadPlan {
                 Plan::Full
             };
         };
-        let state = stream.state;
         match cursor {
             Cursor::Created => {
                 let from = state.map_or(config.start_date, |s| {
@@ -158,43 +176,203 @@ impl ReadPlan {
         }
     }
 
-    /// Reads every stream, sending records, states and messages to `out`.
+    /// Reads every stream of every account, sending records, states and messages to
+    /// `out`.
     ///
-    /// A stream that fails (a 403, retries used up) is reported with a TRACE error and
-    /// INCOMPLETE status; the others go on.
+    /// A stream that fails (a 403, retries used up), or every stream of a connected
+    /// account Stripe refuses, is reported with a TRACE error naming the stream and
+    /// the account, and ends INCOMPLETE; the others go on.
     ///
     /// # Errors
-    /// A key Stripe rejects, or an inaccessible account, ends the read at once; failed
-    /// streams end it with [`Error::StreamsFailed`] after the others finished.
+    /// A key Stripe rejects, or (for a single account) an inaccessible account, ends
+    /// the read at once; failed streams end it with [`Error::StreamsFailed`] after the
+    /// others finished.
     pub async fn run(self, client: Client, out: mpsc::Sender<Output>) -> Result<(), Error> {
-        let emit = Emitter { out };
+        let multi = self.config.accounts.is_multi();
+        let emit = Emitter::new(out, multi.then(|| self.saved_states_by_account()));
+        for stream in &self.streams {
+            emit.message(AirbyteMessage::stream_status(
+                stream.def.name,
+                StreamStatus::Started,
+            ))
+            .await?;
+        }
+        let accounts: Vec<Option<String>> = match &self.config.accounts {
+            Accounts::One(_) => vec![None],
+            Accounts::List(ids) => ids.iter().cloned().map(Some).collect(),
+            Accounts::All => {
+                let ids = list_connected_accounts(&client).await?;
+                emit.message(AirbyteMessage::log(
+                    "INFO",
+                    format!(
+                        "the platform has {} connected accounts; reading each",
+                        ids.len()
+                    ),
+                ))
+                .await?;
+                ids.into_iter().map(Some).collect()
+            }
+        };
+        let this = &self;
+        let emit_ref = &emit;
+        let client_ref = &client;
+        let mut by_account: Vec<(Option<String>, Result<StreamResults, Error>)> =
+            stream::iter(accounts)
+                .map(|account| async move {
+                    let result = match &account {
+                        None => this.run_account(client_ref.clone(), None, emit_ref).await,
+                        Some(id) => match client_ref.for_account(Some(id.clone())) {
+                            Ok(client) => this.run_account(client, Some(id), emit_ref).await,
+                            Err(err) => Err(err.into()),
+                        },
+                    };
+                    (account, result)
+                })
+                .buffer_unordered(self.config.num_workers.max(1))
+                .collect()
+                .await;
+        by_account.sort_by(|a, b| a.0.cmp(&b.0));
+
+        let mut failures: Vec<(&'static str, Option<String>, Error)> = Vec::new();
+        for (account, result) in by_account {
+            match result {
+                Ok(streams) => {
+                    for (name, result) in streams {
+                        if let Err(err) = result {
+                            failures.push((name, account.clone(), err));
+                        }
+                    }
+                }
+                // The key itself is refused, or the one account read is: nothing
+                // else can succeed.
+                Err(err @ Error::Stripe(stripe::Error::Unauthorized { .. })) => return Err(err),
+                Err(err) if account.is_none() => return Err(err),
+                Err(err) => {
+                    for stream in &self.streams {
+                        failures.push((stream.def.name, account.clone(), copy_error(&err)));
+                    }
+                }
+            }
+        }
+        let mut failure_type = FailureType::ConfigError;
+        for (name, account, err) in &failures {
+            if let Error::Output(err) = err {
+                return Err(Error::Output(std::io::Error::new(
+                    err.kind(),
+                    err.to_string(),
+                )));
+            }
+            if err.failure_type() != FailureType::ConfigError {
+                failure_type = err.failure_type();
+            }
+            let whose = account
+                .as_deref()
+                .map_or(String::new(), |a| format!(" for account {a}"));
+            emit.message(AirbyteMessage::error(
+                format!("stream {name} failed{whose}: {err}"),
+                None,
+                err.failure_type(),
+                Some(name),
+            ))
+            .await?;
+        }
+        let mut failed = Vec::new();
+        for stream in &self.streams {
+            let name = stream.def.name;
+            let status = if failures.iter().any(|(n, ..)| *n == name) {
+                failed.push(name);
+                StreamStatus::Incomplete
+            } else {
+                StreamStatus::Complete
+            };
+            emit.message(AirbyteMessage::stream_status(name, status))
+                .await?;
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let mut accounts: Vec<&str> = failures
+            .iter()
+            .filter_map(|(_, a, _)| a.as_deref())
+            .collect();
+        accounts.dedup();
+        Err(Error::StreamsFailed {
+            message: format!(
+                "{} of {} streams did not sync completely: {}{}; everything else completed",
+                failed.len(),
+                self.streams.len(),
+                failed.join(", "),
+                if accounts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (accounts {})", accounts.join(", "))
+                }
+            ),
+            failure_type,
+        })
+    }
+
+    /// Every saved per-account state, as JSON, by stream: kept in the output even for
+    /// accounts this sync does not read, so removing an account loses nobody's state.
+    fn saved_states_by_account(
+        &self,
+    ) -> HashMap<&'static str, serde_json::Map<String, serde_json::Value>> {
+        let mut out: HashMap<&'static str, serde_json::Map<String, serde_json::Value>> =
+            HashMap::new();
+        for ((name, account), state) in &self.states {
+            let (Some(account), Some(cursor)) =
+                (account, crate::streams::find(name).and_then(|d| d.cursor))
+            else {
+                continue;
+            };
+            out.entry(*name)
+                .or_default()
+                .insert(account.clone(), state.to_json(cursor));
+        }
+        out
+    }
+
+    /// Reads every stream of one account.
+    ///
+    /// # Errors
+    /// When Stripe refuses the key or the account: nothing of it can be read.
+    async fn run_account(
+        &self,
+        client: Client,
+        account: Option<&str>,
+        emit: &Emitter,
+    ) -> Result<StreamResults, Error> {
         // The first request checks the key and the account, and gives the server's
         // clock: every window ends there, so the local clock's skew does not matter.
-        let account = match client.get_object("/v1/account").await {
-            Ok(account) => Ok(account),
-            Err(err @ (stripe::Error::PermissionDenied { .. } | stripe::Error::Exhausted { .. })) => {
-                Err(err)
-            }
+        let profile = match client.get_object("/v1/account").await {
+            Ok(profile) => Ok(profile),
+            Err(
+                err @ (stripe::Error::PermissionDenied { .. } | stripe::Error::Exhausted { .. }),
+            ) => Err(err),
             Err(err) => return Err(err.into()),
         };
-        let now = client.server_time().unwrap_or_else(|| crate::protocol::now_ms() / 1000);
+        let now = client
+            .server_time()
+            .unwrap_or_else(|| crate::protocol::now_ms() / 1000);
         let ctx = Arc::new(Ctx {
             client,
             emit: emit.clone(),
+            account: account.map(str::to_owned),
             slice_secs: self.config.slice_secs,
             start_date: self.config.start_date,
             now,
             split_budget: self.config.num_workers * 2,
         });
-
-        let mut jobs: Vec<BoxFuture<'static, Vec<(&'static str, Result<(), Error>)>>> = Vec::new();
+        let mut jobs: Vec<BoxFuture<'static, StreamResults>> = Vec::new();
         let mut events_streams = Vec::new();
         for stream in &self.streams {
             let name = stream.def.name;
-            emit.message(AirbyteMessage::stream_status(name, StreamStatus::Started))
-                .await?;
-            let plan = self.plan(stream, now);
-            tracing::info!(stream = name, ?plan, "planned");
+            let state = self
+                .states
+                .get(&(name, account.map(str::to_owned)))
+                .copied();
+            let plan = self.plan(stream, state, now);
+            tracing::info!(stream = name, account, ?plan, "planned");
             match plan {
                 Plan::Events { cursor, from } => events_streams.push(EventsStream {
                     def: stream.def,
@@ -202,9 +380,17 @@ impl ReadPlan {
                     from,
                 }),
                 Plan::Single => {
-                    let result = match &account {
-                        Ok(account) => emit.records(name, vec![account.get().to_owned()]).await,
-                        Err(err) => Err(clone_stripe_error(err).into()),
+                    let result = match &profile {
+                        Ok(profile) => {
+                            let record = match &ctx.account {
+                                Some(account) => {
+                                    decorate(profile.get(), false, None, false, Some(account))
+                                }
+                                None => profile.get().to_owned(),
+                            };
+                            emit.records(name, vec![record]).await
+                        }
+                        Err(err) => Err(clone_stripe_error(err)),
                     };
                     jobs.push(futures::future::ready(vec![(name, result)]).boxed());
                 }
@@ -214,11 +400,12 @@ impl ReadPlan {
                         ..
                     } = plan
                     {
-                        let cursor = stream.state.map_or(0, |s| s.cursor);
+                        let cursor = state.map_or(0, |s| s.cursor);
+                        let whose = account.map_or(String::new(), |a| format!(" of account {a}"));
                         emit.message(AirbyteMessage::log(
                             "WARN",
                             format!(
-                                "stream {name}: the saved cursor {} {reason}; reading the stream in full from start_date so no change is lost",
+                                "stream {name}{whose}: the saved cursor {} {reason}; reading the stream in full from start_date so no change is lost",
                                 format_time(cursor)
                             ),
                         ))
@@ -245,47 +432,30 @@ impl ReadPlan {
                 .boxed(),
             );
         }
+        Ok(futures::future::join_all(jobs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+}
 
-        let results: Vec<(&'static str, Result<(), Error>)> =
-            futures::future::join_all(jobs).await.into_iter().flatten().collect();
-        let mut failed = Vec::new();
-        let mut failure_type = FailureType::ConfigError;
-        for (name, result) in results {
-            match result {
-                Ok(()) => {
-                    emit.message(AirbyteMessage::stream_status(name, StreamStatus::Complete))
-                        .await?;
-                }
-                Err(Error::Output(err)) => return Err(Error::Output(err)),
-                Err(err) => {
-                    if err.failure_type() != FailureType::ConfigError {
-                        failure_type = err.failure_type();
-                    }
-                    emit.message(AirbyteMessage::error(
-                        format!("stream {name} failed: {err}"),
-                        None,
-                        err.failure_type(),
-                        Some(name),
-                    ))
-                    .await?;
-                    emit.message(AirbyteMessage::stream_status(name, StreamStatus::Incomplete))
-                        .await?;
-                    failed.push(name);
-                }
-            }
+/// Every account connected to the platform, from `/v1/accounts`.
+async fn list_connected_accounts(client: &Client) -> Result<Vec<String>, Error> {
+    let mut ids = Vec::new();
+    let mut starting_after: Option<String> = None;
+    loop {
+        let mut query = vec![("limit", PAGE_LIMIT.to_owned())];
+        if let Some(after) = &starting_after {
+            query.push(("starting_after", after.clone()));
         }
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::StreamsFailed {
-                message: format!(
-                    "{} of {} streams did not sync: {}; the others completed",
-                    failed.len(),
-                    self.streams.len(),
-                    failed.join(", ")
-                ),
-                failure_type,
-            })
+        let Page { data, has_more } = client.list("/v1/accounts", &query).await?;
+        for raw in &data {
+            ids.push(head("accounts", raw)?.id);
+        }
+        match (ids.last(), has_more) {
+            (Some(last), true) => starting_after = Some(last.clone()),
+            _ => return Ok(ids),
         }
     }
 }
@@ -309,7 +479,10 @@ fn clone_stripe_error(err: &stripe::Error) -> Error {
 fn format_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -317,9 +490,22 @@ fn format_time(unix: i64) -> String {
 #[derive(Clone)]
 struct Emitter {
     out: mpsc::Sender<Output>,
+    /// With several accounts: the latest state of every account, by stream. A STATE
+    /// carries all of them; the lock is held until it is sent so STATEs never go out of
+    /// order.
+    by_account: Option<Arc<tokio::sync::Mutex<AccountStates>>>,
 }
 
+type AccountStates = HashMap<&'static str, serde_json::Map<String, serde_json::Value>>;
+
 impl Emitter {
+    fn new(out: mpsc::Sender<Output>, by_account: Option<AccountStates>) -> Emitter {
+        Emitter {
+            out,
+            by_account: by_account.map(|states| Arc::new(tokio::sync::Mutex::new(states))),
+        }
+    }
+
     async fn send(&self, output: Output) -> Result<(), Error> {
         self.out.send(output).await.map_err(|_| {
             Error::Output(std::io::Error::new(
@@ -336,8 +522,22 @@ impl Emitter {
         self.send(Output::Records { stream, records }).await
     }
 
-    async fn state(&self, stream: &'static str, state: serde_json::Value) -> Result<(), Error> {
-        self.send(Output::State { stream, state }).await
+    async fn state(
+        &self,
+        stream: &'static str,
+        account: Option<&str>,
+        state: serde_json::Value,
+    ) -> Result<(), Error> {
+        match (&self.by_account, account) {
+            (Some(states), Some(account)) => {
+                let mut states = states.lock().await;
+                let accounts = states.entry(stream).or_default();
+                accounts.insert(account.to_owned(), state);
+                let state = serde_json::json!({ "accounts": accounts });
+                self.send(Output::State { stream, state }).await
+            }
+            _ => self.send(Output::State { stream, state }).await,
+        }
     }
 
     async fn message(&self, message: AirbyteMessage) -> Result<(), Error> {
@@ -345,16 +545,26 @@ impl Emitter {
     }
 }
 
-/// What every read task shares.
+/// What every read task of one account shares.
 struct Ctx {
     client: Client,
     emit: Emitter,
+    /// The connected account, when the sync reads several (records carry it).
+    account: Option<String>,
     slice_secs: i64,
     start_date: i64,
     /// The server's clock at the start of the sync (unix seconds).
     now: i64,
     /// Ranges that may be read at once before a range stops splitting.
     split_budget: usize,
+}
+
+impl Ctx {
+    async fn state(&self, stream: &'static str, state: serde_json::Value) -> Result<(), Error> {
+        self.emit
+            .state(stream, self.account.as_deref(), state)
+            .await
+    }
 }
 
 /// `[from, to)` cut into windows of `size` seconds.
@@ -381,15 +591,39 @@ struct Head {
     object: Option<String>,
 }
 
-/// The record as Stripe sent it, with `updated` (unless Stripe's object has its own)
-/// and `is_deleted` appended.
-fn decorate(raw: &str, head: &Head, updated: Option<i64>, deleted: bool) -> String {
+/// The record as Stripe sent it, with our fields: `updated` (replacing Stripe's own
+/// where the object has one, which only products do: `has_updated`), `is_deleted` and
+/// `stripe_account`. The text is copied as is, the fields appended; only a record whose
+/// `updated` is replaced goes through a parse.
+fn decorate(
+    raw: &str,
+    has_updated: bool,
+    updated: Option<i64>,
+    deleted: bool,
+    account: Option<&str>,
+) -> String {
+    if let (true, Some(updated)) = (has_updated, updated)
+        && let Ok(serde_json::Value::Object(mut object)) = serde_json::from_str(raw)
+    {
+        object.insert("updated".to_owned(), updated.into());
+        if deleted {
+            object.insert("is_deleted".to_owned(), true.into());
+        }
+        if let Some(account) = account {
+            object.insert("stripe_account".to_owned(), account.into());
+        }
+        return serde_json::Value::Object(object).to_string();
+    }
     let mut extra = String::new();
-    if let (Some(updated), None) = (updated, &head.updated) {
+    if let (false, Some(updated)) = (has_updated, updated) {
         extra.push_str(&format!(",\"updated\":{updated}"));
     }
     if deleted {
         extra.push_str(",\"is_deleted\":true");
+    }
+    if let Some(account) = account {
+        extra.push_str(",\"stripe_account\":");
+        extra.push_str(&serde_json::Value::from(account).to_string());
     }
     if extra.is_empty() {
         return raw.to_owned();
@@ -447,17 +681,40 @@ async fn read_list(ctx: &Ctx, def: &'static StreamDef, plan: Plan) -> Result<(),
         Plan::Single | Plan::Events { .. } => return Ok(()),
     };
     let updated = def.cursor == Some(Cursor::Updated);
+    let open_end = checkpoint.is_none();
+    let mut start = from;
+    let slice = ctx.slice_secs.max(1);
+    let slices = ((to - from).max(0) + slice - 1) / slice;
+    if slices > 1 {
+        // One page for the whole range first: a small stream is done in one request
+        // instead of one per slice.
+        let lt = (!open_end).then_some(to);
+        let page = list_page(ctx, def, from, lt, None, PAGE_LIMIT).await?;
+        if !page.has_more {
+            let (records, _) = records_of(ctx, def, updated, &page.data)?;
+            ctx.emit.records(def.name, records).await?;
+            return match checkpoint {
+                Some(checkpoint) => ctx.state(def.name, checkpoint(to)).await,
+                None => Ok(()),
+            };
+        }
+        if slices > MAX_BLIND_SLICES {
+            // Many slices, most perhaps before the oldest object (a start_date years
+            // back): find the oldest day with data instead of asking each slice.
+            start = oldest_day(ctx, def, from, to).await?;
+        }
+    }
     let active = Arc::new(AtomicUsize::new(0));
-    let mut windows: Vec<(i64, Option<i64>)> = windows(from, to, ctx.slice_secs)
+    let mut windows: Vec<(i64, Option<i64>)> = windows(start, to, ctx.slice_secs)
         .into_iter()
         .map(|(gte, lt)| (gte, Some(lt)))
         .collect();
-    if checkpoint.is_none() {
+    if open_end {
         // A full refresh reads everything, including what was created after the
         // sync's clock: its last window is open-ended.
         match windows.last_mut() {
             Some(last) => last.1 = None,
-            None => windows.push((from, None)),
+            None => windows.push((start, None)),
         }
     }
     let Some(checkpoint) = checkpoint else {
@@ -469,7 +726,7 @@ async fn read_list(ctx: &Ctx, def: &'static StreamDef, plan: Plan) -> Result<(),
     };
     if windows.is_empty() {
         // Nothing to read: the state stays where it was, said again.
-        return ctx.emit.state(def.name, checkpoint(from.max(to))).await;
+        return ctx.state(def.name, checkpoint(from.max(to))).await;
     }
     let mut done = stream::iter(windows)
         .map(|(gte, lt)| {
@@ -481,9 +738,87 @@ async fn read_list(ctx: &Ctx, def: &'static StreamDef, plan: Plan) -> Result<(),
         })
         .buffered(ctx.split_budget.max(1));
     while let Some(end) = done.try_next().await? {
-        ctx.emit.state(def.name, checkpoint(end)).await?;
+        ctx.state(def.name, checkpoint(end)).await?;
     }
     Ok(())
+}
+
+/// The start of the day (from `from`, in whole days) that holds the oldest object of
+/// `[from, to)`: a binary search with pages of one object.
+async fn oldest_day(ctx: &Ctx, def: &'static StreamDef, from: i64, to: i64) -> Result<i64, Error> {
+    let (mut lo, mut hi) = (from, to);
+    while hi - lo > 86_400 {
+        let mid = lo + (hi - lo) / 2;
+        let page = list_page(ctx, def, from, Some(mid), None, "1").await?;
+        if page.data.is_empty() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// One page of `def`'s list endpoint in `[gte, lt)`.
+async fn list_page(
+    ctx: &Ctx,
+    def: &'static StreamDef,
+    gte: i64,
+    lt: Option<i64>,
+    starting_after: Option<&str>,
+    limit: &str,
+) -> Result<Page, Error> {
+    let mut query: Vec<(&str, String)> = vec![
+        ("limit", limit.to_owned()),
+        ("created[gte]", gte.to_string()),
+    ];
+    if let Some(lt) = lt {
+        query.push(("created[lt]", lt.to_string()));
+    }
+    if let Some(after) = starting_after {
+        query.push(("starting_after", after.to_owned()));
+    }
+    query.extend(def.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    Ok(ctx.client.list(def.path, &query).await?)
+}
+
+/// The id and `created` of the first and last object of a page.
+struct PageBounds {
+    first_created: i64,
+    last_id: String,
+    last_created: i64,
+}
+
+/// A page's objects as records, and its bounds (`None` for an empty page).
+fn records_of(
+    ctx: &Ctx,
+    def: &'static StreamDef,
+    updated: bool,
+    data: &[Box<RawValue>],
+) -> Result<(Vec<String>, Option<PageBounds>), Error> {
+    let mut records = Vec::with_capacity(data.len());
+    let mut bounds: Option<PageBounds> = None;
+    for raw in data {
+        let head = head(def.name, raw)?;
+        let created = head.created.unwrap_or(0);
+        // From a list, an object's own `updated` (products) is its last change.
+        let has_updated = head.updated.is_some();
+        let updated = (updated && !has_updated).then_some(created);
+        records.push(decorate(
+            raw.get(),
+            has_updated,
+            updated,
+            false,
+            ctx.account.as_deref(),
+        ));
+        let first_created = bounds.as_ref().map_or(created, |b| b.first_created);
+        bounds = Some(PageBounds {
+            first_created,
+            last_id: head.id,
+            last_created: created,
+        });
+    }
+    Ok((records, bounds))
 }
 
 /// Reads `[gte, lt)` of a list endpoint, newest first, from `starting_after` on.
@@ -502,35 +837,22 @@ fn read_range<'a>(
         active.fetch_add(1, Ordering::Relaxed);
         let _guard = ActiveGuard(active.clone());
         loop {
-            let mut query: Vec<(&str, String)> = vec![
-                ("limit", PAGE_LIMIT.to_owned()),
-                ("created[gte]", gte.to_string()),
-            ];
-            if let Some(lt) = lt {
-                query.push(("created[lt]", lt.to_string()));
-            }
-            if let Some(after) = &starting_after {
-                query.push(("starting_after", after.clone()));
-            }
-            query.extend(def.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
-            let Page { data, has_more } = ctx.client.list(def.path, &query).await?;
-            let mut records = Vec::with_capacity(data.len());
-            let mut first_created = None;
-            let mut last = None;
-            for raw in &data {
-                let head = head(def.name, raw)?;
-                let created = head.created.unwrap_or(0);
-                first_created.get_or_insert(created);
-                records.push(decorate(raw.get(), &head, updated.then_some(created), false));
-                last = Some((head.id, created));
-            }
+            let page = list_page(ctx, def, gte, lt, starting_after.as_deref(), PAGE_LIMIT).await?;
+            let (records, bounds) = records_of(ctx, def, updated, &page.data)?;
             ctx.emit.records(def.name, records).await?;
-            let (Some((last_id, last_created)), true) = (last, has_more) else {
+            let (Some(bounds), true) = (bounds, page.has_more) else {
                 return Ok(());
             };
-            let span = (first_created.unwrap_or(last_created) - last_created).max(1);
+            let PageBounds {
+                first_created,
+                last_id,
+                last_created,
+            } = bounds;
+            let span = (first_created - last_created).max(1);
             let remaining_pages = (last_created - gte) / span;
-            let room = ctx.split_budget.saturating_sub(active.load(Ordering::Relaxed));
+            let room = ctx
+                .split_budget
+                .saturating_sub(active.load(Ordering::Relaxed));
             let parts = (remaining_pages / 2).clamp(0, 8).min(room as i64);
             if parts >= 2 && last_created - gte >= parts {
                 // The boundary second goes on from the last object; the rest of the
@@ -547,8 +869,20 @@ fn read_range<'a>(
                 let step = (last_created - gte) / parts;
                 for i in 0..parts {
                     let start = gte + i * step;
-                    let end = if i == parts - 1 { last_created } else { start + step };
-                    tasks.push(read_range(ctx, def, updated, start, Some(end), None, active.clone()));
+                    let end = if i == parts - 1 {
+                        last_created
+                    } else {
+                        start + step
+                    };
+                    tasks.push(read_range(
+                        ctx,
+                        def,
+                        updated,
+                        start,
+                        Some(end),
+                        None,
+                        active.clone(),
+                    ));
                 }
                 futures::future::try_join_all(tasks).await?;
                 return Ok(());
@@ -614,22 +948,28 @@ async fn read_events(ctx: &Ctx, streams: &[EventsStream]) -> Result<(), Error> {
         .buffered(ctx.split_budget.max(1));
     while let Some(end) = done.try_next().await? {
         for stream in streams.iter().filter(|s| end > s.cursor) {
-            ctx.emit
-                .state(
-                    stream.def.name,
-                    StreamState { cursor: end, backfill_from_created: None }.to_json(Cursor::Updated),
-                )
-                .await?;
+            ctx.state(
+                stream.def.name,
+                StreamState {
+                    cursor: end,
+                    backfill_from_created: None,
+                }
+                .to_json(Cursor::Updated),
+            )
+            .await?;
         }
     }
     for stream in streams.iter().filter(|s| s.cursor >= ctx.now) {
         // Nothing new: say the state again so the platform keeps it.
-        ctx.emit
-            .state(
-                stream.def.name,
-                StreamState { cursor: stream.cursor, backfill_from_created: None }.to_json(Cursor::Updated),
-            )
-            .await?;
+        ctx.state(
+            stream.def.name,
+            StreamState {
+                cursor: stream.cursor,
+                backfill_from_created: None,
+            }
+            .to_json(Cursor::Updated),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -672,9 +1012,10 @@ async fn read_events_range(
             if let Some(index) = target {
                 routed[index].push(decorate(
                     event.data.object.get(),
-                    &object,
+                    object.updated.is_some(),
                     Some(event.created),
                     StreamDef::is_deletion(&event.kind),
+                    ctx.account.as_deref(),
                 ));
             }
         }
@@ -703,13 +1044,17 @@ mod tests {
     #[test]
     fn decorate_appends_fields_and_keeps_the_rest_verbatim() {
         let raw = r#"{"id":"cus_1","created":5,"amount":1.50} "#;
-        let head: Head = serde_json::from_str(raw).unwrap();
         assert_eq!(
-            decorate(raw, &head, Some(7), true),
-            r#"{"id":"cus_1","created":5,"amount":1.50,"updated":7,"is_deleted":true}"#
+            decorate(raw, false, Some(7), true, Some("acct_1")),
+            r#"{"id":"cus_1","created":5,"amount":1.50,"updated":7,"is_deleted":true,"stripe_account":"acct_1"}"#
         );
         let product = r#"{"id":"prod_1","created":5,"updated":9}"#;
-        let head: Head = serde_json::from_str(product).unwrap();
-        assert_eq!(decorate(product, &head, Some(7), false), product);
+        assert_eq!(decorate(product, true, None, false, None), product);
+        let replaced: serde_json::Value =
+            serde_json::from_str(&decorate(product, true, Some(12), true, None)).unwrap();
+        assert_eq!(
+            replaced,
+            serde_json::json!({"id": "prod_1", "created": 5, "updated": 12, "is_deleted": true})
+        );
     }
 }

@@ -10,11 +10,14 @@
 //!   stream is under way: objects created before `C` are read, the rest of the read
 //!   continues from `C`, and events from `T` on follow once it is done.
 //!
+//! With `connected_accounts`, each stream's state holds one such state per account:
+//! `{"accounts": {"acct_…": {"updated": T}, …}}`.
+//!
 //! Cursor values may be integers or numeric strings (Airbyte's own Stripe source writes
 //! strings); `created` and `updated` are accepted for either kind of stream, so a state
 //! from Airbyte's source carries over.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -88,8 +91,8 @@ impl InputState {
         if text.trim().is_empty() {
             return Ok(InputState::default());
         }
-        let value: Value =
-            serde_json::from_str(text).map_err(|err| Error::Invalid(format!("not JSON ({err})")))?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|err| Error::Invalid(format!("not JSON ({err})")))?;
         let mut streams = HashMap::new();
         match value {
             Value::Array(messages) => {
@@ -137,7 +140,7 @@ impl InputState {
         Ok(InputState { streams })
     }
 
-    /// The state of one stream, if the input has one.
+    /// The state of one stream of a single-account sync, if the input has one.
     ///
     /// # Errors
     /// `Stream` naming the stream and what is wrong with its state.
@@ -145,57 +148,120 @@ impl InputState {
         let Some(value) = self.streams.get(name) else {
             return Ok(None);
         };
-        let fail = |message: String| Error::Stream {
-            stream: name.to_owned(),
-            cursor: cursor.field(),
-            message,
-        };
-        let object = match value {
-            Value::Null => return Ok(None),
-            Value::Object(object) => object,
-            other => return Err(fail(format!("{other} is not an object"))),
-        };
-        let mut cursor_value = None;
-        let mut backfill_from_created = None;
-        for (key, value) in object {
-            match key.as_str() {
-                "created" | "updated" => {
-                    let parsed = timestamp(value).ok_or_else(|| {
-                        fail(format!("`{key}` is {value}, not unix seconds"))
-                    })?;
-                    // The stream's own cursor field wins over the other one.
-                    if key == cursor.field() || cursor_value.is_none() {
-                        cursor_value = Some(parsed);
-                    }
-                }
-                "backfill_from_created" => {
-                    backfill_from_created = Some(timestamp(value).ok_or_else(|| {
-                        fail(format!("`{key}` is {value}, not unix seconds"))
-                    })?);
-                }
-                // Airbyte's CDK adds its own markers; they carry no position.
-                key if key.starts_with("__ab_") => {}
-                other => {
-                    return Err(fail(format!("unknown key `{other}`")));
-                }
-            }
-        }
-        match cursor_value {
-            None if backfill_from_created.is_some() => {
-                Err(fail("`backfill_from_created` without a cursor".to_owned()))
-            }
-            None => Ok(None),
-            Some(cursor) => Ok(Some(StreamState {
+        if value.get("accounts").is_some() {
+            return Err(stream_error(
+                name,
                 cursor,
-                backfill_from_created,
-            })),
+                "it is kept per connected account (written by a sync with connected_accounts), but this config reads one account".to_owned(),
+            ));
         }
+        parse_stream_state(name, cursor, value)
+    }
+
+    /// The per-account states of one stream of a multi-account sync.
+    ///
+    /// # Errors
+    /// `Stream` naming the stream (and account) and what is wrong with its state.
+    pub fn stream_accounts(
+        &self,
+        name: &str,
+        cursor: Cursor,
+    ) -> Result<BTreeMap<String, StreamState>, Error> {
+        let mut out = BTreeMap::new();
+        let Some(value) = self.streams.get(name) else {
+            return Ok(out);
+        };
+        let accounts = match value.get("accounts") {
+            Some(Value::Object(accounts)) => accounts,
+            Some(other) => {
+                return Err(stream_error(
+                    name,
+                    cursor,
+                    format!("`accounts` is {other}, not an object"),
+                ));
+            }
+            None if value.is_null() || value.as_object().is_some_and(|o| o.is_empty()) => {
+                return Ok(out);
+            }
+            None => {
+                return Err(stream_error(
+                    name,
+                    cursor,
+                    "it is for one account, but this config reads connected_accounts (state per account: {\"accounts\": {\"acct_…\": …}})".to_owned(),
+                ));
+            }
+        };
+        for (account, state) in accounts {
+            if let Some(state) =
+                parse_stream_state(&format!("{name}` of account `{account}"), cursor, state)?
+            {
+                out.insert(account.clone(), state);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn stream_error(stream: &str, cursor: Cursor, message: String) -> Error {
+    Error::Stream {
+        stream: stream.to_owned(),
+        cursor: cursor.field(),
+        message,
+    }
+}
+
+/// One cursor state (`{"updated": T}` and the like).
+fn parse_stream_state(
+    name: &str,
+    cursor: Cursor,
+    value: &Value,
+) -> Result<Option<StreamState>, Error> {
+    let fail = |message: String| stream_error(name, cursor, message);
+    let object = match value {
+        Value::Null => return Ok(None),
+        Value::Object(object) => object,
+        other => return Err(fail(format!("{other} is not an object"))),
+    };
+    let mut cursor_value = None;
+    let mut backfill_from_created = None;
+    for (key, value) in object {
+        match key.as_str() {
+            "created" | "updated" => {
+                let parsed = timestamp(value)
+                    .ok_or_else(|| fail(format!("`{key}` is {value}, not unix seconds")))?;
+                // The stream's own cursor field wins over the other one.
+                if key == cursor.field() || cursor_value.is_none() {
+                    cursor_value = Some(parsed);
+                }
+            }
+            "backfill_from_created" => {
+                backfill_from_created = Some(
+                    timestamp(value)
+                        .ok_or_else(|| fail(format!("`{key}` is {value}, not unix seconds")))?,
+                );
+            }
+            // Airbyte's CDK adds its own markers; they carry no position.
+            key if key.starts_with("__ab_") => {}
+            other => return Err(fail(format!("unknown key `{other}`"))),
+        }
+    }
+    match cursor_value {
+        None if backfill_from_created.is_some() => {
+            Err(fail("`backfill_from_created` without a cursor".to_owned()))
+        }
+        None => Ok(None),
+        Some(cursor) => Ok(Some(StreamState {
+            cursor,
+            backfill_from_created,
+        })),
     }
 }
 
 fn legacy(data: &Value, streams: &mut HashMap<String, Value>) -> Result<(), Error> {
     let Some(object) = data.as_object() else {
-        return Err(Error::Invalid("legacy state data is not an object".to_owned()));
+        return Err(Error::Invalid(
+            "legacy state data is not an object".to_owned(),
+        ));
     };
     for (name, state) in object {
         streams.insert(name.clone(), state.clone());
@@ -211,7 +277,9 @@ fn timestamp(value: &Value) -> Option<i64> {
         Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as i64)?,
         _ => return None,
     };
-    (946_684_800..4_102_444_800).contains(&seconds).then_some(seconds)
+    (946_684_800..4_102_444_800)
+        .contains(&seconds)
+        .then_some(seconds)
 }
 
 #[cfg(test)]
@@ -225,23 +293,76 @@ mod tests {
         let state = InputState::parse(messages).unwrap();
         assert_eq!(
             state.stream("customers", Cursor::Updated).unwrap(),
-            Some(StreamState { cursor: 1_700_000_000, backfill_from_created: None })
+            Some(StreamState {
+                cursor: 1_700_000_000,
+                backfill_from_created: None
+            })
         );
-        assert_eq!(state.stream("events", Cursor::Created).unwrap().unwrap().cursor, 1_700_000_001);
+        assert_eq!(
+            state
+                .stream("events", Cursor::Created)
+                .unwrap()
+                .unwrap()
+                .cursor,
+            1_700_000_001
+        );
         assert_eq!(state.stream("charges", Cursor::Updated).unwrap(), None);
 
-        let legacy = InputState::parse(r#"{"charges": {"created": 1600000000, "__ab_no_cursor_state_message": true}}"#).unwrap();
-        assert_eq!(legacy.stream("charges", Cursor::Updated).unwrap().unwrap().cursor, 1_600_000_000);
+        let legacy = InputState::parse(
+            r#"{"charges": {"created": 1600000000, "__ab_no_cursor_state_message": true}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            legacy
+                .stream("charges", Cursor::Updated)
+                .unwrap()
+                .unwrap()
+                .cursor,
+            1_600_000_000
+        );
         assert!(InputState::parse("").unwrap().streams.is_empty());
         assert!(InputState::parse("[]").unwrap().streams.is_empty());
     }
 
     #[test]
     fn round_trips_a_backfill_state() {
-        let state = StreamState { cursor: 1_700_000_000, backfill_from_created: Some(1_600_000_000) };
+        let state = StreamState {
+            cursor: 1_700_000_000,
+            backfill_from_created: Some(1_600_000_000),
+        };
         let json = json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "prices"}, "stream_state": state.to_json(Cursor::Updated)}}]);
         let parsed = InputState::parse(&json.to_string()).unwrap();
-        assert_eq!(parsed.stream("prices", Cursor::Updated).unwrap(), Some(state));
+        assert_eq!(
+            parsed.stream("prices", Cursor::Updated).unwrap(),
+            Some(state)
+        );
+    }
+
+    #[test]
+    fn multi_account_states_are_kept_per_account() {
+        let text = r#"{"charges": {"accounts": {"acct_1": {"updated": 1700000000}, "acct_2": {"updated": "1700000500"}}}}"#;
+        let state = InputState::parse(text).unwrap();
+        let accounts = state.stream_accounts("charges", Cursor::Updated).unwrap();
+        assert_eq!(accounts.len(), 2);
+        assert_eq!(accounts["acct_2"].cursor, 1_700_000_500);
+        let err = state
+            .stream("charges", Cursor::Updated)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("per connected account"), "{err}");
+        let single = InputState::parse(r#"{"charges": {"updated": 1700000000}}"#).unwrap();
+        let err = single
+            .stream_accounts("charges", Cursor::Updated)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("one account"), "{err}");
+        let bad = InputState::parse(r#"{"charges": {"accounts": {"acct_1": {"updated": "x"}}}}"#)
+            .unwrap();
+        let err = bad
+            .stream_accounts("charges", Cursor::Updated)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("acct_1"), "{err}");
     }
 
     #[test]
@@ -252,7 +373,10 @@ mod tests {
             (r#"[{"type":"GLOBAL","global":{}}]"#, "GLOBAL"),
             (r#"{"customers": {"updated": "yesterday"}}"#, "`updated`"),
             (r#"{"customers": {"updated": 5}}"#, "`updated`"),
-            (r#"{"customers": {"cursor": 1700000000}}"#, "unknown key `cursor`"),
+            (
+                r#"{"customers": {"cursor": 1700000000}}"#,
+                "unknown key `cursor`",
+            ),
             (r#"{"customers": [1]}"#, "not an object"),
         ];
         for (text, needle) in cases {

@@ -1,0 +1,191 @@
+//! End-to-end sync benchmark: the emulator in this process, the connector as a child
+//! process (so its CPU and memory are measured alone), its stdout drained into a sink
+//! that only counts lines.
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example bench_sync -- \
+//!     --size 60000 --latency-ms 250 --rate-limit 100 --mode live
+//! ```
+//!
+//! Prints one JSON line: records, wall seconds, records/s, requests/s, the rate limit,
+//! `limit_utilisation` (requests/s ÷ limit), 429s seen, connector CPU seconds, records per
+//! connector CPU-second, and the connector's peak RSS.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use nix::sys::resource::{UsageWho, getrusage};
+use serde_json::json;
+use source_stripe::emulator::{self, Emulator, Faults};
+use tokio::io::AsyncBufReadExt;
+
+/// Benchmark a full read of the core streams against the emulator.
+#[derive(Parser)]
+struct Args {
+    /// Charges in the data set (customers, payment intents, refunds, balance
+    /// transactions, … scale with it).
+    #[arg(long, default_value_t = 20_000)]
+    size: usize,
+    /// Latency the emulator adds to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// The emulator's rate limit per account (requests/s); 0 = none.
+    #[arg(long, default_value_t = 0.0)]
+    rate_limit: f64,
+    /// `live` or `test`: which key the connector uses (its default rate limit follows).
+    #[arg(long, default_value = "live")]
+    mode: String,
+    /// `call_rate_limit` for the connector; default: its own default for the mode, or
+    /// unlimited (100000) when the emulator has no limit.
+    #[arg(long)]
+    call_rate_limit: Option<f64>,
+    /// `num_workers` for the connector.
+    #[arg(long, default_value_t = 10)]
+    num_workers: u32,
+    /// Streams to read (full refresh).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "customers,charges,payment_intents,refunds,disputes,products,prices,balance_transactions"
+    )]
+    streams: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let connector = connector_binary()?;
+    let emulator = Emulator::new(emulator::Config {
+        size: args.size,
+        ..emulator::Config::default()
+    });
+    let live = args.mode == "live";
+    let scope = emulator::Scope {
+        account: None,
+        livemode: live,
+    };
+    // Build the data set before the clock starts.
+    let expected: usize = args
+        .streams
+        .iter()
+        .map(|s| emulator.ids(&scope, s).len())
+        .sum();
+    emulator.set_faults(Faults {
+        rate_limit_per_sec: (args.rate_limit > 0.0).then_some(args.rate_limit),
+        latency: Duration::from_millis(args.latency_ms),
+        ..Faults::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let running = emulator::Running::spawn(emulator.clone(), listener)?;
+
+    let dir = tempfile::tempdir()?;
+    let mut config = json!({
+        "client_secret": if live { emulator::DEFAULT_LIVE_KEY } else { emulator::DEFAULT_TEST_KEY },
+        "api_base": running.base_url(),
+        "num_workers": args.num_workers,
+        "start_date": "2000-01-01T00:00:00Z",
+    });
+    match (args.call_rate_limit, args.rate_limit) {
+        (Some(limit), _) => config["call_rate_limit"] = json!(limit),
+        (None, limit) if limit <= 0.0 => config["call_rate_limit"] = json!(100_000),
+        _ => {}
+    }
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.to_string())?;
+    let streams: Vec<_> = args
+        .streams
+        .iter()
+        .map(|name| json!({"stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                          "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}))
+        .collect();
+    let catalog_path = dir.path().join("catalog.json");
+    std::fs::write(&catalog_path, json!({ "streams": streams }).to_string())?;
+
+    let requests_before = emulator.request_log().len();
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(&connector)
+        .arg("read")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--catalog")
+        .arg(&catalog_path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdout =
+        tokio::io::BufReader::with_capacity(1 << 20, child.stdout.take().ok_or("no stdout")?);
+    // Count lines without parsing them: the sink a real destination would be.
+    let mut records = 0u64;
+    let mut line = Vec::with_capacity(8192);
+    loop {
+        line.clear();
+        if stdout.read_until(b'\n', &mut line).await? == 0 {
+            break;
+        }
+        if line.starts_with(b"{\"type\":\"RECORD\"") {
+            records += 1;
+        }
+    }
+    let status = child.wait().await?;
+    // The connector is this process's only child: its exact CPU time and peak RSS.
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    let cpu = seconds(usage.user_time()) + seconds(usage.system_time());
+    let peak_kb = usage.max_rss() as u64;
+    let wall = started.elapsed().as_secs_f64();
+    let log = emulator.request_log();
+    let log = &log[requests_before..];
+    let requests = log.len();
+    let throttled = log.iter().filter(|r| r.status == 429).count();
+    let limit = if args.rate_limit > 0.0 {
+        args.rate_limit
+    } else {
+        f64::NAN
+    };
+    let report = json!({
+        "exit_ok": status.success(),
+        "size": args.size,
+        "latency_ms": args.latency_ms,
+        "records": records,
+        "expected_records": expected,
+        "wall_secs": round(wall),
+        "records_per_sec": round(records as f64 / wall),
+        "requests": requests,
+        "requests_per_sec": round(requests as f64 / wall),
+        "rate_limit": if limit.is_nan() { json!(null) } else { json!(limit) },
+        "limit_utilisation": if limit.is_nan() { json!(null) } else { json!(round(requests as f64 / wall / limit)) },
+        "http_429": throttled,
+        "connector_cpu_secs": round(cpu),
+        "records_per_cpu_sec": round(records as f64 / cpu.max(0.01)),
+        "peak_rss_mb": round(peak_kb as f64 / 1024.0),
+    });
+    println!("{report}");
+    if records as usize != expected {
+        return Err(format!("lost records: {records} of {expected}").into());
+    }
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The release (or debug) `source-stripe` next to this example's binary.
+fn connector_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .ok_or("no target dir")?;
+    let bin = dir.join("source-stripe");
+    if !bin.exists() {
+        return Err(format!(
+            "{} is missing: run `cargo build --release` first",
+            bin.display()
+        )
+        .into());
+    }
+    Ok(bin)
+}

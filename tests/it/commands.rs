@@ -1,0 +1,180 @@
+use serde_json::{Value, json};
+use source_stripe::emulator::{DEFAULT_LIVE_KEY, DEFAULT_RESTRICTED_KEY, DEFAULT_TEST_KEY};
+
+use crate::util::{Files, path, run, start_emulator};
+
+/// `spec` prints one SPEC whose connection specification is the committed spec.json.
+#[tokio::test]
+async fn spec_matches_the_committed_spec_json() {
+    let out = run(&["spec"]).await;
+    assert_eq!(out.code, 0);
+    assert_eq!(out.messages.len(), 1);
+    let spec = &out.messages[0]["spec"];
+    assert_eq!(spec["supportsIncremental"], true);
+    assert!(spec["protocol_version"].is_string());
+    let committed: Value =
+        serde_json::from_str(include_str!("../../spec.json")).expect("spec.json is JSON");
+    assert_eq!(
+        spec, &committed,
+        "spec.json is stale: regenerate it with `cargo run -- spec | jq .spec > spec.json`"
+    );
+    let properties = &spec["connectionSpecification"]["properties"];
+    for field in [
+        "client_secret",
+        "account_id",
+        "start_date",
+        "lookback_window_days",
+        "slice_range",
+        "num_workers",
+        "call_rate_limit",
+        "api_base",
+        "stripe_version",
+    ] {
+        assert!(
+            properties[field]["description"].is_string(),
+            "{field} is documented"
+        );
+    }
+    assert_eq!(properties["client_secret"]["airbyte_secret"], true);
+}
+
+/// `discover` lists every stream with its schema, sync modes, cursor and key.
+#[tokio::test]
+async fn discover_lists_the_streams() {
+    let emulator = start_emulator(20).await;
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let out = run(&["discover", "--config", path(&config)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let streams = out.messages[0]["catalog"]["streams"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = streams
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "account",
+        "customers",
+        "charges",
+        "payment_intents",
+        "refunds",
+        "disputes",
+        "products",
+        "prices",
+        "balance_transactions",
+        "events",
+    ] {
+        assert!(names.contains(&name), "{name} is discovered");
+    }
+    for stream in &streams {
+        let name = stream["name"].as_str().unwrap();
+        assert_eq!(
+            stream["source_defined_primary_key"],
+            json!([["id"]]),
+            "{name}"
+        );
+        let expected_cursor = match name {
+            "account" => Value::Null,
+            "balance_transactions" | "events" => json!(["created"]),
+            _ => json!(["updated"]),
+        };
+        assert_eq!(stream["default_cursor_field"], expected_cursor, "{name}");
+        let modes = &stream["supported_sync_modes"];
+        assert_eq!(
+            modes.as_array().unwrap().len(),
+            if name == "account" { 1 } else { 2 },
+            "{name}"
+        );
+    }
+}
+
+/// `check` with a good key names the account and the mode.
+#[tokio::test]
+async fn check_succeeds_with_a_valid_key() {
+    let emulator = start_emulator(20).await;
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let out = run(&["check", "--config", path(&config)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let status = &out.messages[0]["connectionStatus"];
+    assert_eq!(status["status"], "SUCCEEDED");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains(&emulator.emulator().platform_account_id()),
+        "{message}"
+    );
+    assert!(message.contains("test mode"), "{message}");
+
+    let config = files.config(&emulator, DEFAULT_LIVE_KEY, json!({}));
+    let out = run(&["check", "--config", path(&config)]).await;
+    let message = out.messages[0]["connectionStatus"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("live mode"), "{message}");
+}
+
+/// A key Stripe does not know: FAILED, a non-zero exit, and the key not echoed.
+#[tokio::test]
+async fn check_fails_on_a_bad_key() {
+    let emulator = start_emulator(20).await;
+    let files = Files::new();
+    let config = files.config(&emulator, "sk_test_thisKeyDoesNotExist1234", json!({}));
+    let out = run(&["check", "--config", path(&config)]).await;
+    assert_ne!(out.code, 0);
+    let status = &out.messages[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("client_secret"), "{message}");
+    assert!(!message.contains("thisKeyDoesNotExist"), "{message}");
+    assert_eq!(out.errors()[0]["failure_type"], "config_error");
+}
+
+/// A restricted key without a permission: the check names the stream it cannot read.
+#[tokio::test]
+async fn check_names_streams_a_restricted_key_cannot_read() {
+    let emulator = start_emulator(20).await;
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_RESTRICTED_KEY, json!({}));
+    let out = run(&["check", "--config", path(&config)]).await;
+    let status = &out.messages[0]["connectionStatus"];
+    assert_eq!(status["status"], "SUCCEEDED", "{status}");
+    let message = status["message"].as_str().unwrap();
+    assert!(message.contains("cannot read: disputes"), "{message}");
+}
+
+/// An account that is not connected to the platform: FAILED naming `account_id`.
+#[tokio::test]
+async fn check_fails_on_an_unknown_connected_account() {
+    let emulator = start_emulator(20).await;
+    let files = Files::new();
+    let config = files.config(
+        &emulator,
+        DEFAULT_TEST_KEY,
+        json!({"account_id": "acct_1NotConnectedAtAll"}),
+    );
+    let out = run(&["check", "--config", path(&config)]).await;
+    assert_ne!(out.code, 0);
+    let message = out.messages[0]["connectionStatus"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("account_id"), "{message}");
+    assert!(message.contains("acct_1NotConnectedAtAll"), "{message}");
+}
+
+/// With `account_id` of a connected account, check reports that account.
+#[tokio::test]
+async fn check_reads_a_connected_account() {
+    let emulator = start_emulator(20).await;
+    let account = emulator.emulator().connected_account_ids()[0].clone();
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"account_id": account}));
+    let out = run(&["check", "--config", path(&config)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let message = out.messages[0]["connectionStatus"]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains(&account), "{message}");
+}

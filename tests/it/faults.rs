@@ -1,0 +1,82 @@
+use serde_json::json;
+use source_stripe::emulator::{DEFAULT_TEST_KEY, Faults};
+
+use crate::util::{Files, emulator_ids, path, platform_test, run, start_emulator};
+
+/// With 429s, 500s and broken bodies thrown at a share of requests, a sync still yields
+/// every id exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_lose_nothing() {
+    let emulator = start_emulator(300).await;
+    let emu = emulator.emulator();
+    emu.set_faults(Faults {
+        too_many_requests_rate: 0.10,
+        server_error_rate: 0.05,
+        truncate_rate: 0.03,
+        drop_rate: 0.02,
+        ..Faults::default()
+    });
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"slice_range": 60}));
+    let streams = ["customers", "charges", "balance_transactions", "refunds"];
+    let catalog = files.catalog(&streams.map(|s| (s, "full_refresh")));
+    let out = run(&[
+        "read",
+        "--config",
+        path(&config),
+        "--catalog",
+        path(&catalog),
+    ])
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for stream in streams {
+        assert_eq!(
+            out.unique_ids(stream),
+            emulator_ids(emu, &platform_test(), stream),
+            "{stream}"
+        );
+    }
+    let log = emu.request_log();
+    assert!(log.iter().any(|r| r.status == 429), "429s were thrown");
+    assert!(log.iter().any(|r| r.status == 500), "500s were thrown");
+    assert!(log.iter().all(|r| r.method == "GET"), "only GET requests");
+}
+
+/// The client keeps to `call_rate_limit`: the emulator's own rate limit at the same
+/// rate answers no 429.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_rate_limit_keeps_under_stripes() {
+    let emulator = start_emulator(150).await;
+    let emu = emulator.emulator();
+    emu.set_faults(Faults {
+        rate_limit_per_sec: Some(40.0),
+        ..Faults::default()
+    });
+    let files = Files::new();
+    let config = files.config(
+        &emulator,
+        DEFAULT_TEST_KEY,
+        json!({"slice_range": 10, "call_rate_limit": 30, "num_workers": 20}),
+    );
+    let catalog = files.catalog(&[("customers", "full_refresh"), ("charges", "full_refresh")]);
+    let out = run(&[
+        "read",
+        "--config",
+        path(&config),
+        "--catalog",
+        path(&catalog),
+    ])
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let log = emu.request_log();
+    assert!(
+        log.len() > 40,
+        "enough requests to test the rate: {}",
+        log.len()
+    );
+    assert_eq!(log.iter().filter(|r| r.status == 429).count(), 0, "no 429");
+    assert_eq!(
+        out.unique_ids("charges"),
+        emulator_ids(emu, &platform_test(), "charges")
+    );
+}
