@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the real clients the end-to-end tests drive (from PyPI) into virtual
+# environments under target/clients/. Idempotent: an environment whose requirements
+# have not changed is left as it is.
+#
+#   tools/setup-clients.sh && cargo test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=target/clients
+mkdir -p "$root"
+
+# venv NAME PACKAGE...: a virtual environment with exactly these requirements.
+venv() {
+    local name=$1
+    shift
+    local dir="$root/$name" wanted="$*"
+    if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.requirements" 2>/dev/null)" = "$wanted" ]; then
+        return
+    fi
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+    echo "$wanted" > "$dir/.requirements"
+    echo "installed $name: $wanted"
+}
+
+# An analyst's tools: the Parquet output is queried with both.
+venv analytics "duckdb>=1.1" "pyarrow>=17"
