@@ -42,9 +42,12 @@ struct Args {
     /// unlimited (100000) when the emulator has no limit.
     #[arg(long)]
     call_rate_limit: Option<f64>,
-    /// `num_workers` for the connector.
-    #[arg(long, default_value_t = 10)]
-    num_workers: u32,
+    /// `num_workers` for the connector (default: the connector's own default).
+    #[arg(long)]
+    num_workers: Option<u32>,
+    /// Print the emulator's requests per second to stderr while the sync runs.
+    #[arg(long)]
+    timeline: bool,
     /// Streams to read (full refresh).
     #[arg(
         long,
@@ -85,9 +88,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = json!({
         "client_secret": if live { emulator::DEFAULT_LIVE_KEY } else { emulator::DEFAULT_TEST_KEY },
         "api_base": running.base_url(),
-        "num_workers": args.num_workers,
-        "start_date": "2000-01-01T00:00:00Z",
     });
+    if let Some(workers) = args.num_workers {
+        config["num_workers"] = json!(workers);
+    }
     match (args.call_rate_limit, args.rate_limit) {
         (Some(limit), _) => config["call_rate_limit"] = json!(limit),
         (None, limit) if limit <= 0.0 => config["call_rate_limit"] = json!(100_000),
@@ -114,6 +118,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .arg(&catalog_path)
         .stdout(std::process::Stdio::piped())
         .spawn()?;
+    let pid = child.id().unwrap_or(0);
+    let timeline = args.timeline.then(|| {
+        let emulator = emulator.clone();
+        tokio::spawn(async move {
+            let mut last = emulator.request_log().len();
+            let mut second = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = emulator.request_log().len();
+                second += 1;
+                eprintln!("t={second:>3}s requests/s={}", now - last);
+                last = now;
+            }
+        })
+    });
+    let mut peak_kb = 0;
     let mut stdout =
         tokio::io::BufReader::with_capacity(1 << 20, child.stdout.take().ok_or("no stdout")?);
     // Count lines without parsing them: the sink a real destination would be.
@@ -126,14 +146,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if line.starts_with(b"{\"type\":\"RECORD\"") {
             records += 1;
+            if records.is_multiple_of(1000) {
+                peak_kb = peak_kb.max(vm_hwm_kb(pid));
+            }
         }
     }
     let status = child.wait().await?;
-    // The connector is this process's only child: its exact CPU time and peak RSS.
+    if let Some(timeline) = timeline {
+        timeline.abort();
+    }
+    // The connector is this process's only child: its exact CPU time. (Not its
+    // max_rss: that counts the pages of this process it shared between fork and exec.)
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
     let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
     let cpu = seconds(usage.user_time()) + seconds(usage.system_time());
-    let peak_kb = usage.max_rss() as u64;
     let wall = started.elapsed().as_secs_f64();
     let log = emulator.request_log();
     let log = &log[requests_before..];
@@ -166,6 +192,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("lost records: {records} of {expected}").into());
     }
     Ok(())
+}
+
+/// The connector's peak RSS so far (VmHWM), sampled while it runs.
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn round(x: f64) -> f64 {

@@ -42,6 +42,12 @@ pub enum Command {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Stripe Connect: link merchants' accounts to your platform with OAuth, or unlink
+    /// them. The platform's secret key comes from the config's `client_secret`.
+    Connect {
+        #[command(subcommand)]
+        command: ConnectCommand,
+    },
     /// Run the local Stripe API emulator (for trying the connector, other tools or curl).
     #[cfg(feature = "emulator")]
     Emulator(crate::emulator::Args),
@@ -55,6 +61,90 @@ pub enum Command {
         /// Charges in the emulated account (other objects scale with it).
         #[arg(long, default_value_t = 2_000)]
         size: usize,
+    },
+}
+
+/// Where Stripe's OAuth endpoints are.
+#[derive(Debug, clap::Args)]
+pub struct OAuthHost {
+    /// Base URL of Stripe's OAuth host (the emulator's URL in tests).
+    #[arg(long, default_value = crate::stripe::connect::DEFAULT_OAUTH_BASE)]
+    pub oauth_base: String,
+}
+
+/// What to do with a linked account.
+#[derive(Debug, clap::Args)]
+pub struct LinkedOutput {
+    /// Also append the linked account (one JSON line) to this file.
+    #[arg(long)]
+    pub append_to: Option<PathBuf>,
+    /// Print the OAuth access and refresh tokens too (they are secrets; the connector
+    /// does not need them: it reads with the platform key and `Stripe-Account`).
+    #[arg(long)]
+    pub show_tokens: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectCommand {
+    /// Print the authorize URL to send a merchant to, with a fresh random state.
+    Url {
+        /// The platform's client id (`ca_…`, from the Connect settings; one per mode).
+        #[arg(long)]
+        client_id: String,
+        #[arg(long, value_enum, default_value = "read-only")]
+        scope: crate::stripe::connect::Scope,
+        /// Where Stripe sends the merchant back (must be registered in the settings).
+        #[arg(long)]
+        redirect_uri: Option<String>,
+        #[command(flatten)]
+        host: OAuthHost,
+    },
+    /// Link an account end to end: print the authorize URL, wait on a loopback port for
+    /// Stripe's redirect, check the state, exchange the code and print the account.
+    Listen {
+        /// Config file holding the platform's secret key (`client_secret`).
+        #[arg(long)]
+        config: PathBuf,
+        /// The platform's client id (`ca_…`).
+        #[arg(long)]
+        client_id: String,
+        #[arg(long, value_enum, default_value = "read-only")]
+        scope: crate::stripe::connect::Scope,
+        /// Loopback port for the redirect (0: any free port); register
+        /// `http://127.0.0.1:PORT/callback` as a redirect URI.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[command(flatten)]
+        host: OAuthHost,
+        #[command(flatten)]
+        output: LinkedOutput,
+    },
+    /// Exchange an authorization code received by hand (from a redirect to your site).
+    Exchange {
+        /// Config file holding the platform's secret key (`client_secret`).
+        #[arg(long)]
+        config: PathBuf,
+        /// The `code` parameter of the redirect (`ac_…`).
+        #[arg(long)]
+        code: String,
+        #[command(flatten)]
+        host: OAuthHost,
+        #[command(flatten)]
+        output: LinkedOutput,
+    },
+    /// Unlink a connected account from the platform.
+    Deauthorize {
+        /// Config file holding the platform's secret key (`client_secret`).
+        #[arg(long)]
+        config: PathBuf,
+        /// The platform's client id (`ca_…`).
+        #[arg(long)]
+        client_id: String,
+        /// The account to unlink (`acct_…`).
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        host: OAuthHost,
     },
 }
 

@@ -19,6 +19,8 @@ use crate::secret::Secret;
 pub const DEFAULT_STRIPE_VERSION: &str = "2020-08-27";
 pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 pub const DEFAULT_START_DATE: &str = "2017-01-25T00:00:00Z";
+/// The page latency the default `num_workers` plans for, in seconds.
+const IN_FLIGHT_LATENCY_SECS: f64 = 0.8;
 
 /// A user-input error in the config file. Always a `config_error`.
 #[derive(Debug, thiserror::Error)]
@@ -85,10 +87,12 @@ pub struct RawConfig {
     #[serde(default = "default_slice_range")]
     #[schemars(range(min = 1))]
     pub slice_range: i64,
-    /// Requests in flight at once, across all streams.
-    #[serde(default = "default_num_workers")]
-    #[schemars(range(min = 1, max = 100))]
-    pub num_workers: i64,
+    /// Requests in flight at once, across all streams and accounts. By default enough to
+    /// keep the rate limit busy at Stripe's usual page latency: the rate limit × 0.8 s
+    /// (76 in live mode, 19 in test mode).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 200))]
+    pub num_workers: Option<i64>,
     /// Requests per second the connector allows itself. Defaults to Stripe's limit for the
     /// key's mode: 100 in live mode, 25 in test mode (less 5% headroom).
     #[serde(default)]
@@ -108,9 +112,6 @@ fn default_start_date() -> String {
 }
 const fn default_slice_range() -> i64 {
     365
-}
-const fn default_num_workers() -> i64 {
-    10
 }
 fn default_api_base() -> String {
     DEFAULT_API_BASE.to_owned()
@@ -334,12 +335,7 @@ impl Config {
                 format!("must be at least 1 day; got {}", raw.slice_range),
             ));
         }
-        if !(1..=100).contains(&raw.num_workers) {
-            return Err(field(
-                "num_workers",
-                format!("must be between 1 and 100; got {}", raw.num_workers),
-            ));
-        }
+
         let rate_limit = match raw.call_rate_limit {
             Some(limit) if limit < 1 => {
                 return Err(field(
@@ -349,6 +345,17 @@ impl Config {
             }
             Some(limit) => limit as f64,
             None => f64::from(mode.stripe_rate_limit()) * 0.95,
+        };
+        let num_workers = match raw.num_workers {
+            Some(n) if !(1..=200).contains(&n) => {
+                return Err(field(
+                    "num_workers",
+                    format!("must be between 1 and 200; got {n}"),
+                ));
+            }
+            Some(n) => n as usize,
+            // Little's law: in flight = rate × latency; Stripe pages take 0.2–0.8 s.
+            None => ((rate_limit * IN_FLIGHT_LATENCY_SECS).ceil() as usize).clamp(4, 200),
         };
         let api_base = url::Url::parse(&raw.api_base)
             .ok()
@@ -375,7 +382,7 @@ impl Config {
             start_date,
             lookback_secs: raw.lookback_window_days * 86_400,
             slice_secs: raw.slice_range * 86_400,
-            num_workers: raw.num_workers as usize,
+            num_workers,
             rate_limit,
             api_base,
             stripe_version: raw.stripe_version,
@@ -400,7 +407,10 @@ fn account_id_of(name: &'static str, id: String) -> Result<String, Error> {
 
 /// The JSON schema of the config, as `spec` prints it and `spec.json` stores it.
 pub fn connection_specification() -> serde_json::Value {
-    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    // Inline sub-schemas: Airbyte's form renderer does not follow `$ref`s.
+    let generator = schemars::generate::SchemaSettings::draft07()
+        .with(|settings| settings.inline_subschemas = true)
+        .into_generator();
     let schema = generator.into_root_schema_for::<RawConfig>();
     let mut value = serde_json::to_value(schema).unwrap_or_default();
     unwrap_descriptions(&mut value);
@@ -449,7 +459,7 @@ mod tests {
         assert_eq!(config.mode, Mode::Live);
         assert_eq!(config.start_date, 1_577_836_800);
         assert_eq!(config.slice_secs, 365 * 86_400);
-        assert_eq!(config.num_workers, 10);
+        assert_eq!(config.num_workers, 76);
         assert_eq!(config.rate_limit, 95.0);
         assert_eq!(config.api_base.as_str(), "https://api.stripe.com/");
         assert_eq!(config.stripe_version, DEFAULT_STRIPE_VERSION);

@@ -25,6 +25,8 @@ pub enum Error {
     State(#[from] crate::sync::state::Error),
     #[error(transparent)]
     Stripe(#[from] crate::stripe::Error),
+    #[error(transparent)]
+    Connect(#[from] crate::stripe::connect::Error),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
     #[error("{message}")]
@@ -48,6 +50,7 @@ impl Error {
             | Error::Usage(_)
             | Error::CheckFailed(_) => FailureType::ConfigError,
             Error::Stripe(err) => err.failure_type(),
+            Error::Connect(err) => err.failure_type(),
             Error::Output(_) => FailureType::SystemError,
             Error::StreamsFailed { failure_type, .. } => *failure_type,
         }

@@ -86,10 +86,120 @@ pub async fn run(command: Command) -> Result<()> {
                 sinks::lines::AirbyteLines::new(BufWriter::with_capacity(1 << 16, io::stdout()));
             read(plan, sink).await.map(|_| ())
         }
+        Command::Connect { command } => connect(command).await,
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => emulator::run(args).await.map_err(Error::Output),
         #[cfg(feature = "emulator")]
         Command::Demo { output_dir, size } => demo::run(&output_dir, size).await,
+    }
+}
+
+/// The `connect` commands: OAuth links between merchants and the platform.
+async fn connect(command: cli::ConnectCommand) -> Result<()> {
+    use stripe::connect;
+    let print_json = |value: &serde_json::Value| -> Result<()> {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{value}")?;
+        out.flush()?;
+        Ok(())
+    };
+    let linked_out = |linked: connect::Linked, output: &cli::LinkedOutput| -> Result<()> {
+        let report = serde_json::to_value(linked.report(output.show_tokens))
+            .map_err(|err| Error::Output(io::Error::other(err)))?;
+        if let Some(path) = &output.append_to {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            writeln!(file, "{report}")?;
+        }
+        eprintln!(
+            "linked {} ({} mode, scope {})",
+            linked.stripe_user_id,
+            if linked.livemode { "live" } else { "test" },
+            linked.scope
+        );
+        print_json(&report)
+    };
+    match command {
+        cli::ConnectCommand::Url {
+            client_id,
+            scope,
+            redirect_uri,
+            host,
+        } => {
+            let state = connect::random_state();
+            let url = connect::authorize_url(
+                &host.oauth_base,
+                &client_id,
+                scope,
+                &state,
+                redirect_uri.as_deref(),
+            )?;
+            eprintln!("Send the merchant to this URL; the redirect carries state {state}:");
+            print_json(&serde_json::json!({"authorize_url": url.as_str(), "state": state}))
+        }
+        cli::ConnectCommand::Listen {
+            config,
+            client_id,
+            scope,
+            port,
+            host,
+            output,
+        } => {
+            let config = Config::from_file(&config)?;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .map_err(|err| {
+                    connect::Error::Listener(format!("cannot listen on 127.0.0.1:{port}: {err}"))
+                })?;
+            let port = listener.local_addr()?.port();
+            let state = connect::random_state();
+            let redirect_uri = format!("http://127.0.0.1:{port}/callback");
+            let url = connect::authorize_url(
+                &host.oauth_base,
+                &client_id,
+                scope,
+                &state,
+                Some(&redirect_uri),
+            )?;
+            eprintln!(
+                "Open this URL in a browser and connect the account; waiting on {redirect_uri} …"
+            );
+            print_json(&serde_json::json!({"authorize_url": url.as_str(), "state": state}))?;
+            let code = connect::receive_code(&listener, &state).await?;
+            let linked =
+                connect::exchange_code(&host.oauth_base, &config.client_secret, &code).await?;
+            linked_out(linked, &output)
+        }
+        cli::ConnectCommand::Exchange {
+            config,
+            code,
+            host,
+            output,
+        } => {
+            let config = Config::from_file(&config)?;
+            let linked =
+                connect::exchange_code(&host.oauth_base, &config.client_secret, &code).await?;
+            linked_out(linked, &output)
+        }
+        cli::ConnectCommand::Deauthorize {
+            config,
+            client_id,
+            account,
+            host,
+        } => {
+            let config = Config::from_file(&config)?;
+            let account = connect::deauthorize(
+                &host.oauth_base,
+                &config.client_secret,
+                &client_id,
+                &account,
+            )
+            .await?;
+            eprintln!("unlinked {account}");
+            print_json(&serde_json::json!({"deauthorized": account}))
+        }
     }
 }
 
@@ -204,10 +314,46 @@ async fn check(config: &Config) -> Result<AirbyteConnectionStatus> {
     } else {
         format!("the key cannot read: {}", denied.join("; "))
     };
+    let accounts_note = match &config.accounts {
+        config::Accounts::One(_) => String::new(),
+        config::Accounts::All => {
+            let ids = sync::list_connected_accounts(&client).await?;
+            format!("; {} connected accounts to read", ids.len())
+        }
+        config::Accounts::List(ids) => {
+            let probes = ids.iter().map(|id| {
+                let client = client.for_account(Some(id.clone()));
+                async move {
+                    match client {
+                        Ok(client) => (id, client.get_object("/v1/account").await.err()),
+                        Err(err) => (id, Some(err)),
+                    }
+                }
+            });
+            let mut refused = Vec::new();
+            for (id, err) in futures::future::join_all(probes).await {
+                match err {
+                    None | Some(stripe::Error::PermissionDenied { .. }) => {}
+                    Some(err) if err.failure_type() == FailureType::ConfigError => {
+                        refused.push(format!("{id}: {err}"));
+                    }
+                    Some(err) => return Err(err.into()),
+                }
+            }
+            if !refused.is_empty() {
+                return Ok(failed(format!(
+                    "{} of the connected_accounts cannot be read: {}",
+                    refused.len(),
+                    refused.join("; ")
+                )));
+            }
+            format!("; all {} connected accounts are readable", ids.len())
+        }
+    };
     Ok(AirbyteConnectionStatus {
         status: "SUCCEEDED",
         message: Some(format!(
-            "Connected to {who} in {} mode; {streams_note}",
+            "Connected to {who} in {} mode; {streams_note}{accounts_note}",
             config.mode.as_str()
         )),
     })
@@ -227,7 +373,11 @@ pub fn report_error(err: &Error, protocol: bool) {
     if protocol {
         let trace = AirbyteMessage::error(message.clone(), None, err.failure_type(), None);
         let mut writer = Writer::new(io::stdout().lock());
-        if writer.message(&trace).and_then(|()| writer.flush()).is_err() {
+        if writer
+            .message(&trace)
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
             // stdout is gone; stderr below still tells.
         }
     }

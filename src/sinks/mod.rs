@@ -45,7 +45,7 @@ pub trait Sink: Send {
 
 /// Capacity of the channel between the sync engine and the sink, in outputs (a page
 /// of records is one output): bounds memory whatever the data size.
-pub const CHANNEL_CAPACITY: usize = 64;
+pub const CHANNEL_CAPACITY: usize = 16;
 
 /// Runs `sink` on a blocking thread until the channel closes; returns the sink.
 pub fn spawn<S: Sink + 'static>(

@@ -5,6 +5,7 @@
 //! It can only send GET requests: the connector never changes a merchant's data. It
 //! knows nothing of streams, state or output.
 
+pub mod connect;
 mod error;
 
 use std::sync::Arc;

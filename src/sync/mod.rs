@@ -52,6 +52,8 @@ const MAX_EVENT_TYPES: usize = 20;
 const PAGE_LIMIT: &str = "100";
 /// Above this many slices, a full read first looks for the oldest object.
 const MAX_BLIND_SLICES: i64 = 16;
+/// Ranges one round of the oldest-object search asks at once.
+const SEARCH_FANOUT: i64 = 8;
 
 /// How one selected stream will be read.
 #[derive(Debug, Clone, Copy)]
@@ -441,7 +443,7 @@ impl ReadPlan {
 }
 
 /// Every account connected to the platform, from `/v1/accounts`.
-async fn list_connected_accounts(client: &Client) -> Result<Vec<String>, Error> {
+pub(crate) async fn list_connected_accounts(client: &Client) -> Result<Vec<String>, Error> {
     let mut ids = Vec::new();
     let mut starting_after: Option<String> = None;
     loop {
@@ -681,61 +683,64 @@ async fn read_list(ctx: &Ctx, def: &'static StreamDef, plan: Plan) -> Result<(),
         Plan::Single | Plan::Events { .. } => return Ok(()),
     };
     let updated = def.cursor == Some(Cursor::Updated);
-    let open_end = checkpoint.is_none();
-    let mut start = from;
-    let slice = ctx.slice_secs.max(1);
-    let slices = ((to - from).max(0) + slice - 1) / slice;
-    if slices > 1 {
-        // One page for the whole range first: a small stream is done in one request
-        // instead of one per slice.
-        let lt = (!open_end).then_some(to);
-        let page = list_page(ctx, def, from, lt, None, PAGE_LIMIT).await?;
-        if !page.has_more {
-            let (records, _) = records_of(ctx, def, updated, &page.data)?;
-            ctx.emit.records(def.name, records).await?;
-            return match checkpoint {
-                Some(checkpoint) => ctx.state(def.name, checkpoint(to)).await,
-                None => Ok(()),
-            };
-        }
-        if slices > MAX_BLIND_SLICES {
-            // Many slices, most perhaps before the oldest object (a start_date years
-            // back): find the oldest day with data instead of asking each slice.
-            start = oldest_day(ctx, def, from, to).await?;
-        }
-    }
-    let active = Arc::new(AtomicUsize::new(0));
-    let mut windows: Vec<(i64, Option<i64>)> = windows(start, to, ctx.slice_secs)
-        .into_iter()
-        .map(|(gte, lt)| (gte, Some(lt)))
-        .collect();
-    if open_end {
-        // A full refresh reads everything, including what was created after the
-        // sync's clock: its last window is open-ended.
-        match windows.last_mut() {
-            Some(last) => last.1 = None,
-            None => windows.push((start, None)),
-        }
-    }
-    let Some(checkpoint) = checkpoint else {
-        return stream::iter(windows)
-            .map(|(gte, lt)| read_range(ctx, def, updated, gte, lt, None, active.clone()))
-            .buffer_unordered(ctx.split_budget.max(1))
-            .try_collect::<()>()
-            .await;
-    };
-    if windows.is_empty() {
+    if from >= to && checkpoint.is_some() {
         // Nothing to read: the state stays where it was, said again.
-        return ctx.state(def.name, checkpoint(from.max(to))).await;
+        return match checkpoint {
+            Some(checkpoint) => ctx.state(def.name, checkpoint(from.max(to))).await,
+            None => Ok(()),
+        };
     }
-    let mut done = stream::iter(windows)
-        .map(|(gte, lt)| {
-            let active = active.clone();
-            async move {
-                read_range(ctx, def, updated, gte, lt, None, active).await?;
-                Ok::<_, Error>(lt.unwrap_or(to))
-            }
-        })
+    // The newest page of the whole range first. A small stream is done with it; for a
+    // large one it is the top of the range, and slices cover the rest below it. A full
+    // refresh also reads what was created after the sync's clock.
+    let lt = checkpoint.is_some().then_some(to);
+    let page = list_page(ctx, def, from, lt, None, PAGE_LIMIT).await?;
+    let (records, bounds) = records_of(ctx, def, updated, &page.data)?;
+    ctx.emit.records(def.name, records).await?;
+    let Some(PageBounds {
+        last_id,
+        last_created,
+        ..
+    }) = bounds.filter(|_| page.has_more)
+    else {
+        return match checkpoint {
+            Some(checkpoint) => ctx.state(def.name, checkpoint(to)).await,
+            None => Ok(()),
+        };
+    };
+    let slice = ctx.slice_secs.max(1);
+    let start = if (last_created - from) / slice > MAX_BLIND_SLICES {
+        // Many slices, most perhaps before the oldest object (a start_date years
+        // back): find the oldest day with data instead of asking each slice.
+        oldest_day(ctx, def, from, last_created).await?
+    } else {
+        from
+    };
+    // Slices below the first page, oldest first, then the rest of the first page's
+    // last second; each ends at the point its STATE may claim.
+    let mut ranges: Vec<(i64, i64, Option<String>, i64)> = windows(start, last_created, slice)
+        .into_iter()
+        .map(|(gte, lt)| (gte, lt, None, lt))
+        .collect();
+    ranges.push((last_created, last_created + 1, Some(last_id), to));
+    let active = Arc::new(AtomicUsize::new(0));
+    let read = |(gte, lt, after, end): (i64, i64, Option<String>, i64)| {
+        let active = active.clone();
+        async move {
+            read_range(ctx, def, updated, gte, Some(lt), after, active).await?;
+            Ok::<_, Error>(end)
+        }
+    };
+    let Some(checkpoint) = checkpoint else {
+        return stream::iter(ranges)
+            .map(read)
+            .buffer_unordered(ctx.split_budget.max(1))
+            .try_collect::<Vec<_>>()
+            .await
+            .map(|_| ());
+    };
+    let mut done = stream::iter(ranges)
+        .map(read)
         .buffered(ctx.split_budget.max(1));
     while let Some(end) = done.try_next().await? {
         ctx.state(def.name, checkpoint(end)).await?;
@@ -743,17 +748,33 @@ async fn read_list(ctx: &Ctx, def: &'static StreamDef, plan: Plan) -> Result<(),
     Ok(())
 }
 
-/// The start of the day (from `from`, in whole days) that holds the oldest object of
-/// `[from, to)`: a binary search with pages of one object.
+/// The start of a day that is no later than the oldest object of `[from, to)`: a
+/// search with pages of one object that asks [`SEARCH_FANOUT`] ranges at once per round,
+/// so it takes a few round trips, not one per halving.
 async fn oldest_day(ctx: &Ctx, def: &'static StreamDef, from: i64, to: i64) -> Result<i64, Error> {
     let (mut lo, mut hi) = (from, to);
     while hi - lo > 86_400 {
-        let mid = lo + (hi - lo) / 2;
-        let page = list_page(ctx, def, from, Some(mid), None, "1").await?;
-        if page.data.is_empty() {
-            lo = mid;
-        } else {
-            hi = mid;
+        let step = ((hi - lo) / SEARCH_FANOUT).max(86_400);
+        let cuts: Vec<i64> = (1..SEARCH_FANOUT)
+            .map(|i| lo + i * step)
+            .filter(|cut| *cut < hi)
+            .collect();
+        // Is there anything in [from, cut)? The first cut with data bounds the oldest.
+        let probes = cuts
+            .iter()
+            .map(|cut| list_page(ctx, def, from, Some(*cut), None, "1"));
+        let found = futures::future::try_join_all(probes).await?;
+        let first = cuts
+            .iter()
+            .zip(&found)
+            .find(|(_, page)| !page.data.is_empty())
+            .map(|(cut, _)| *cut);
+        match first {
+            Some(cut) => {
+                hi = cut;
+                lo = cut - step;
+            }
+            None => lo = cuts.last().copied().unwrap_or(hi),
         }
     }
     Ok(lo)

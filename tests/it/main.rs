@@ -7,6 +7,8 @@ mod util;
 
 /// spec, discover, check.
 mod commands;
+/// Stripe Connect: OAuth links and syncs of many accounts.
+mod connect;
 /// Bad config, catalog and state: the error, its failure type, the exit code.
 mod errors;
 /// Rate limits, 429s, 5xx and broken connections lose nothing.
