@@ -1,7 +1,14 @@
-//! The offline demo: the emulator in-process, a full sync of every stream into a folder,
-//! and a summary a person can read.
+//! The offline demo: the emulator in-process, a sync of every stream into a folder, and
+//! a summary a person can read.
+//!
+//! The first run reads everything. Each later run in the same folder replays the
+//! emulator to where the previous run left it (same seed, same clock), lets an hour of
+//! activity happen (new customers and charges, refunds, disputes, deletions) and reads
+//! incrementally from the saved state: only those changes arrive.
 
 use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::emulator;
@@ -10,15 +17,68 @@ use crate::sinks::folder::Folder;
 use crate::streams::catalog;
 use crate::sync::{ReadPlan, state::InputState};
 
+/// What the demo remembers in its folder to rebuild the emulator of the last run.
+#[derive(Serialize, Deserialize)]
+struct DemoRun {
+    size: usize,
+    clock_start: i64,
+    runs: u32,
+}
+
+/// The activity between two demo runs.
+fn an_hour_of_activity() -> emulator::Advance {
+    emulator::Advance {
+        seconds: 3_600,
+        creates: 20,
+        updates: 30,
+        deletes: 5,
+        ..emulator::Advance::default()
+    }
+}
+
 /// # Errors
 /// When the emulator cannot start, the folder cannot be written, or a stream fails.
 pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
-    let running = emulator::Emulator::start(emulator::Config {
-        size,
+    std::fs::create_dir_all(output_dir)?;
+    let memo_path = output_dir.join(".demo.json");
+    let previous: Option<DemoRun> = std::fs::read(&memo_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let memo = match previous {
+        Some(memo) => {
+            if memo.size != size {
+                eprintln!(
+                    "note: this folder was started with --size {}; keeping that size",
+                    memo.size
+                );
+            }
+            memo
+        }
+        None => DemoRun {
+            size,
+            clock_start: crate::protocol::now_ms() / 1000,
+            runs: 0,
+        },
+    };
+    let emulator = emulator::Emulator::new(emulator::Config {
+        size: memo.size,
+        now: Some(memo.clock_start),
+        frozen_clock: true,
         ..emulator::Config::default()
-    })
-    .await
-    .map_err(Error::Output)?;
+    });
+    for _ in 0..memo.runs {
+        emulator.advance(&an_hour_of_activity());
+    }
+    if memo.runs > 0 {
+        let report = emulator.advance(&an_hour_of_activity());
+        eprintln!(
+            "run {}: an hour of activity in the emulated account ({} objects created, changed or deleted); reading only the changes",
+            memo.runs + 1,
+            report.changes.len()
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let running = emulator::Running::spawn(emulator, listener)?;
     let config = Config::from_json(
         &serde_json::json!({
             "client_secret": emulator::DEFAULT_TEST_KEY,
@@ -29,8 +89,9 @@ pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
         .to_string(),
     )?;
     eprintln!(
-        "Stripe emulator at {} ({size} charges); syncing every stream into {} …",
+        "Stripe emulator at {} ({} charges); syncing every stream into {} …",
         running.base_url(),
+        memo.size,
         output_dir.display()
     );
     let state_path = output_dir.join("state.json");
@@ -49,6 +110,15 @@ pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
         .await
         .map_err(|err| Error::Output(std::io::Error::other(err.to_string())))??;
     result?;
+    let memo = DemoRun {
+        runs: memo.runs + 1,
+        ..memo
+    };
+    std::fs::write(
+        &memo_path,
+        serde_json::to_vec(&memo).map_err(std::io::Error::other)?,
+    )?;
+
     let seconds = started.elapsed().as_secs_f64();
     let total: u64 = folder.counts().values().sum();
     println!("{:<24} {:>10}", "stream", "records");
@@ -56,7 +126,7 @@ pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
         println!("{stream:<24} {count:>10}");
     }
     println!(
-        "{:<24} {total:>10}\n\n{total} records in {seconds:.2} s ({} requests) → {}/<stream>.jsonl, state in {}",
+        "{:<24} {total:>10}\n\n{total} records in {seconds:.2} s ({} requests) → {}/<stream>.jsonl, state in {}\nRun the demo again for an incremental sync of the next hour's changes.",
         "total",
         requests
             .stats()
