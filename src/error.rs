@@ -22,6 +22,8 @@ pub enum Error {
     #[error(transparent)]
     Catalog(#[from] crate::streams::catalog::Error),
     #[error(transparent)]
+    SingerCatalog(#[from] crate::streams::singer::Error),
+    #[error(transparent)]
     State(#[from] crate::sync::state::Error),
     #[error(transparent)]
     Stripe(#[from] crate::stripe::Error),
@@ -46,6 +48,7 @@ impl Error {
         match self {
             Error::Config(_)
             | Error::Catalog(_)
+            | Error::SingerCatalog(_)
             | Error::State(_)
             | Error::Usage(_)
             | Error::CheckFailed(_) => FailureType::ConfigError,

@@ -1,8 +1,9 @@
 //! Stripe source connector: extracts a Stripe account's data and hands it on as Airbyte
-//! protocol messages.
+//! protocol messages (`source-stripe`) or as a Singer tap (`tap-stripe`).
 //!
 //! # Layout
 //! - [`cli`]: commands and flags (parsing only).
+//! - [`tap`]: the Singer tap's flags and modes (`tap-stripe`, for Meltano).
 //! - [`config`]: the config fields, validated once with errors that name the field.
 //! - [`streams`]: the stream table (one row per stream) and the catalog.
 //! - [`sync`]: the read engine: windows, concurrency, cursors, events, state.
@@ -27,6 +28,7 @@ pub mod sinks;
 pub mod streams;
 pub mod stripe;
 pub mod sync;
+pub mod tap;
 
 use std::io::{self, BufWriter, Write};
 

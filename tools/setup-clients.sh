@@ -26,3 +26,12 @@ venv() {
 
 # An analyst's tools: the Parquet output is queried with both.
 venv analytics "duckdb>=1.1" "pyarrow>=17"
+
+# Meltano runs our Singer tap (examples/meltano/); target-jsonl is its loader, kept in its
+# own environment because its pins (singer-python, an old jsonschema) clash with Meltano's.
+venv meltano "meltano==4.4.1"
+venv target-jsonl "target-jsonl==0.1.4"
+# PyAirbyte runs our binary as a local executable and reads into DuckDB.
+venv pyairbyte "airbyte==0.71.3"
+# Airbyte's protocol models parse every message the end-to-end tests see.
+venv protocol "airbyte-protocol-models==0.18.0"

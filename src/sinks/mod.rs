@@ -3,6 +3,7 @@
 
 pub mod folder;
 pub mod lines;
+pub mod singer;
 
 use std::io;
 

@@ -122,6 +122,9 @@ pub fn parse(text: &str) -> Result<Vec<Selected>, Error> {
         let mode = match configured.sync_mode.as_str() {
             "full_refresh" => SyncMode::FullRefresh,
             "incremental" if def.supports_incremental() => SyncMode::Incremental,
+            // A stream without a cursor has no increment: it is read in full, as
+            // Airbyte's CDK does. PyAirbyte asks `incremental` for every stream.
+            "incremental" => SyncMode::FullRefresh,
             other => {
                 return Err(Error::UnsupportedSyncMode {
                     stream: name,
@@ -185,10 +188,16 @@ mod tests {
     }
 
     #[test]
+    fn incremental_on_a_stream_without_cursor_reads_it_in_full() {
+        let selected = parse(&catalog(&[("account", "incremental")])).unwrap();
+        assert_eq!(selected[0].mode, SyncMode::FullRefresh);
+    }
+
+    #[test]
     fn rejects_bad_catalogs_with_the_stream_named() {
         let cases = [
             (catalog(&[("customer", "incremental")]), "`customer`"),
-            (catalog(&[("account", "incremental")]), "only full_refresh"),
+            (catalog(&[("account", "sometimes")]), "only full_refresh"),
             (catalog(&[("charges", "sometimes")]), "sometimes"),
             (
                 catalog(&[("charges", "incremental"), ("charges", "incremental")]),

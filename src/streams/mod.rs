@@ -3,6 +3,7 @@
 //! adding a row and a schema file.
 
 pub mod catalog;
+pub mod singer;
 
 /// How an incremental sync learns about a stream's new and changed objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

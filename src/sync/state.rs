@@ -13,6 +13,9 @@
 //! With `connected_accounts`, each stream's state holds one such state per account:
 //! `{"accounts": {"acct_…": {"updated": T}, …}}`.
 //!
+//! A Singer STATE's value (`{"bookmarks": {"<stream>": <stream_state>, …}}`) holds the
+//! same per-stream states, so either mode's state works for the other.
+//!
 //! Cursor values may be integers or numeric strings (Airbyte's own Stripe source writes
 //! strings); `created` and `updated` are accepted for either kind of stream, so a state
 //! from Airbyte's source carries over.
@@ -83,7 +86,8 @@ impl InputState {
     }
 
     /// Accepts a list of Airbyte STATE messages (per-stream, or the state objects
-    /// alone), or the legacy `{stream: state}` object.
+    /// alone), a Singer state (`{"bookmarks": {stream: state}}`), or the legacy
+    /// `{stream: state}` object.
     ///
     /// # Errors
     /// `Invalid` naming what is wrong.
@@ -130,6 +134,17 @@ impl InputState {
                     }
                 }
             }
+            Value::Object(ref object) if object.contains_key("bookmarks") => {
+                if let Some(key) = object
+                    .keys()
+                    .find(|k| !matches!(k.as_str(), "bookmarks" | "currently_syncing"))
+                {
+                    return Err(Error::Invalid(format!(
+                        "a Singer state has `bookmarks` and no other key, but this one has `{key}`"
+                    )));
+                }
+                legacy(&value["bookmarks"], &mut streams)?;
+            }
             Value::Object(_) => legacy(&value, &mut streams)?,
             _ => {
                 return Err(Error::Invalid(
@@ -138,6 +153,13 @@ impl InputState {
             }
         }
         Ok(InputState { streams })
+    }
+
+    /// Every stream's raw state, as given.
+    pub fn streams(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.streams
+            .iter()
+            .map(|(name, state)| (name.as_str(), state))
     }
 
     /// The state of one stream of a single-account sync, if the input has one.
@@ -322,6 +344,29 @@ mod tests {
         );
         assert!(InputState::parse("").unwrap().streams.is_empty());
         assert!(InputState::parse("[]").unwrap().streams.is_empty());
+    }
+
+    #[test]
+    fn reads_a_singer_state() {
+        let text = r#"{"bookmarks": {"customers": {"updated": 1700000000}, "events": {"created": "1700000001"}}}"#;
+        let state = InputState::parse(text).unwrap();
+        assert_eq!(
+            state
+                .stream("customers", Cursor::Updated)
+                .unwrap()
+                .unwrap()
+                .cursor,
+            1_700_000_000
+        );
+        assert_eq!(state.streams().count(), 2);
+        let err = InputState::parse(r#"{"bookmarks": {}, "version": 2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`version`"), "{err}");
+        let err = InputState::parse(r#"{"bookmarks": 3}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an object"), "{err}");
     }
 
     #[test]

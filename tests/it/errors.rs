@@ -107,7 +107,7 @@ async fn bad_catalog_is_a_config_error_naming_the_stream() {
         "`customer`",
     )
     .await;
-    let mode = files.catalog(&[("account", "incremental")]);
+    let mode = files.catalog(&[("account", "sometimes")]);
     assert_config_error(
         &["read", "--config", path(&config), "--catalog", path(&mode)],
         "sync_mode",

@@ -1,13 +1,16 @@
 //! Running the binary against the emulator, and reading what it printed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Value, json};
 use source_stripe::emulator::{self, Emulator, Running, Scope};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_source-stripe");
+pub const TAP: &str = env!("CARGO_BIN_EXE_tap-stripe");
 
 /// Every key the tests use: none may appear in any output.
 pub const KEYS: [&str; 3] = [
@@ -212,8 +215,10 @@ pub fn assert_no_secrets(text: &str) {
     }
 }
 
-/// Parses protocol lines and validates each against the Airbyte protocol schema.
+/// Parses protocol lines and validates each against the Airbyte protocol schema, and
+/// has Airbyte's Python protocol models parse them too.
 pub fn parse_messages(stdout: &str) -> Vec<Value> {
+    check_with_protocol_models(stdout);
     stdout
         .lines()
         .map(|line| {
@@ -263,4 +268,125 @@ pub fn stream_validator(catalog: &Value, stream: &str) -> jsonschema::Validator 
 /// Ids the emulator holds for a stream.
 pub fn emulator_ids(emulator: &Emulator, scope: &Scope, stream: &str) -> BTreeSet<String> {
     emulator.ids(scope, stream).into_iter().collect()
+}
+
+/// The folder of a real client's virtual environment (`tools/setup-clients.sh` makes
+/// them); fails the test, saying what to do, when it is missing.
+pub fn client_venv(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/clients")
+        .join(name);
+    assert!(
+        dir.join("bin/python").exists(),
+        "the `{name}` client is not installed in {}: run tools/setup-clients.sh (then cargo test)",
+        dir.display()
+    );
+    dir
+}
+
+/// An executable of a real client's virtual environment (see [`client_venv`]).
+pub fn client(name: &str, executable: &str) -> PathBuf {
+    client_venv(name).join("bin").join(executable)
+}
+
+/// A script of tests/clients/.
+pub fn client_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
+
+/// Environment for every Python client: no network look-ups, no telemetry.
+pub const OFFLINE_ENV: [(&str, &str); 5] = [
+    ("AIRBYTE_OFFLINE_MODE", "1"),
+    ("DO_NOT_TRACK", "1"),
+    ("MELTANO_SEND_ANONYMOUS_USAGE_STATS", "false"),
+    ("MELTANO_DISABLE_TRACKING", "true"),
+    ("PIP_NO_INDEX", "1"),
+];
+
+/// One `tests/clients/check_airbyte_messages.py` for the whole test run: starting
+/// Python and pydantic per run would cost more than the checks. Tests run in
+/// parallel; the mutex hands the checker one run's output at a time.
+struct Checker {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+fn check_with_protocol_models(stdout: &str) {
+    static CHECKER: OnceLock<Mutex<Checker>> = OnceLock::new();
+    let checker = CHECKER.get_or_init(|| {
+        let mut child = Command::new(client("protocol", "python"))
+            .arg(client_script("check_airbyte_messages.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the protocol models checker starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Mutex::new(Checker {
+            _child: child,
+            stdin,
+            stdout,
+        })
+    });
+    // A test that panicked while holding the lock left the checker between batches
+    // only if it panicked here, which fails that test anyway.
+    let mut checker = checker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let lines = stdout.lines().filter(|l| !l.is_empty()).count();
+    for line in stdout.lines().filter(|l| !l.is_empty()) {
+        writeln!(checker.stdin, "{line}").unwrap();
+    }
+    writeln!(checker.stdin, "END").unwrap();
+    checker.stdin.flush().unwrap();
+    let mut answer = String::new();
+    checker.stdout.read_line(&mut answer).unwrap();
+    assert_eq!(
+        answer.trim_end(),
+        format!("ok {lines}"),
+        "airbyte-protocol-models rejects a message"
+    );
+}
+
+/// The ids the emulator holds for every list stream (all but `account`).
+pub fn all_ids(emulator: &Emulator, scope: &Scope) -> BTreeMap<&'static str, BTreeSet<String>> {
+    source_stripe::streams::STREAMS
+        .iter()
+        .filter(|s| !s.single)
+        .map(|s| (s.name, emulator_ids(emulator, scope, s.name)))
+        .collect()
+}
+
+/// The ids an incremental sync after an advance reads per list stream. `before` is
+/// [`all_ids`] before the advance.
+pub fn expected_changes(
+    emulator: &Emulator,
+    scope: &Scope,
+    before: &BTreeMap<&'static str, BTreeSet<String>>,
+    report: &source_stripe::emulator::AdvanceReport,
+) -> BTreeMap<&'static str, BTreeSet<String>> {
+    use source_stripe::streams::{Cursor, STREAMS};
+    STREAMS
+        .iter()
+        .filter(|s| !s.single)
+        .map(|stream| {
+            let expected = match stream.cursor {
+                Some(Cursor::Created) => emulator_ids(emulator, scope, stream.name)
+                    .difference(&before[stream.name])
+                    .cloned()
+                    .collect(),
+                // A change Stripe records no event for cannot be seen incrementally.
+                _ => report
+                    .changes
+                    .iter()
+                    .filter(|c| c.stream == stream.name && !c.event_type.is_empty())
+                    .map(|c| c.id.clone())
+                    .collect(),
+            };
+            (stream.name, expected)
+        })
+        .collect()
 }
