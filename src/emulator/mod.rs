@@ -239,6 +239,18 @@ pub struct LoggedRequest {
     pub account: Option<String>,
     /// Status sent; 0 when the connection was dropped without a response.
     pub status: u16,
+    /// When the request arrived: milliseconds on a monotonic clock shared by every
+    /// emulator in the process (for rate measurements, not the emulated clock).
+    pub received_ms: u64,
+}
+
+/// Milliseconds since the first emulator request of this process, monotonic.
+pub(crate) fn monotonic_ms() -> u64 {
+    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 type ScopeCell = Arc<OnceLock<RwLock<ScopeData>>>;

@@ -280,6 +280,7 @@ async fn log_requests(State(inner): State<Arc<Inner>>, req: Request, next: Next)
         .get("stripe-account")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let received_ms = super::monotonic_ms();
     let resp = next.run(req).await;
     let status = if resp.extensions().get::<Dropped>().is_some() {
         0
@@ -292,6 +293,7 @@ async fn log_requests(State(inner): State<Arc<Inner>>, req: Request, next: Next)
         query,
         account,
         status,
+        received_ms,
     });
     resp
 }
