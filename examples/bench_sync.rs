@@ -89,8 +89,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "client_secret": if live { emulator::DEFAULT_LIVE_KEY } else { emulator::DEFAULT_TEST_KEY },
         "api_base": running.base_url(),
     });
-    if let Some(workers) = args.num_workers {
-        config["num_workers"] = json!(workers);
+    match (args.num_workers, args.rate_limit) {
+        (Some(workers), _) => config["num_workers"] = json!(workers),
+        // No limit: as many in flight as live mode's default, not the 200 that an
+        // unlimited rate would give.
+        (None, limit) if limit <= 0.0 => config["num_workers"] = json!(76),
+        _ => {}
     }
     match (args.call_rate_limit, args.rate_limit) {
         (Some(limit), _) => config["call_rate_limit"] = json!(limit),

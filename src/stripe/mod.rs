@@ -50,11 +50,31 @@ pub struct Stats {
     pub retries: AtomicU64,
 }
 
-/// One page of a list endpoint, its objects kept as the JSON text Stripe sent.
-#[derive(Debug, Deserialize)]
+/// One page of a list endpoint: the body as Stripe sent it. [`Page::parse`] reads it
+/// without copying the objects.
+#[derive(Debug)]
 pub struct Page {
-    pub data: Vec<Box<RawValue>>,
+    path: String,
+    body: bytes::Bytes,
+}
+
+/// A parsed page; its objects borrow the body's JSON text.
+#[derive(Debug, Deserialize)]
+pub struct PageRef<'a> {
+    #[serde(borrow)]
+    pub data: Vec<&'a RawValue>,
     pub has_more: bool,
+}
+
+impl Page {
+    /// # Errors
+    /// `InvalidResponse` when the body is not a Stripe list.
+    pub fn parse(&self) -> Result<PageRef<'_>, Error> {
+        serde_json::from_slice(&self.body).map_err(|err| Error::InvalidResponse {
+            path: self.path.clone(),
+            message: err.to_string(),
+        })
+    }
 }
 
 /// A GET-only Stripe client. Cheap to clone; clones share the rate limit, the
@@ -168,9 +188,9 @@ impl Client {
     /// See [`Client::get`].
     pub async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Page, Error> {
         let body = self.get(path, query).await?;
-        serde_json::from_slice(&body).map_err(|err| Error::InvalidResponse {
+        Ok(Page {
             path: path.to_owned(),
-            message: err.to_string(),
+            body,
         })
     }
 

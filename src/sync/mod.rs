@@ -37,7 +37,7 @@ use crate::protocol::airbyte::StreamStatus;
 use crate::sinks::Output;
 use crate::streams::catalog::{Selected, SyncMode};
 use crate::streams::{Cursor, StreamDef};
-use crate::stripe::{self, Client, Page};
+use crate::stripe::{self, Client, Page, PageRef};
 use state::{InputState, StreamState};
 
 /// Stripe keeps events for 30 days.
@@ -191,7 +191,11 @@ impl ReadPlan {
     /// others finished.
     pub async fn run(self, client: Client, out: mpsc::Sender<Output>) -> Result<(), Error> {
         let multi = self.config.accounts.is_multi();
-        let emit = Emitter::new(out, multi.then(|| self.saved_states_by_account()));
+        let emit = Emitter::new(
+            out,
+            multi.then(|| self.saved_states_by_account()),
+            self.config.num_workers,
+        );
         for stream in &self.streams {
             emit.message(AirbyteMessage::stream_status(
                 stream.def.name,
@@ -451,8 +455,9 @@ pub(crate) async fn list_connected_accounts(client: &Client) -> Result<Vec<Strin
         if let Some(after) = &starting_after {
             query.push(("starting_after", after.clone()));
         }
-        let Page { data, has_more } = client.list("/v1/accounts", &query).await?;
-        for raw in &data {
+        let page = client.list("/v1/accounts", &query).await?;
+        let PageRef { data, has_more } = page.parse()?;
+        for raw in data {
             ids.push(head("accounts", raw)?.id);
         }
         match (ids.last(), has_more) {
@@ -496,16 +501,33 @@ struct Emitter {
     /// carries all of them; the lock is held until it is sent so STATEs never go out of
     /// order.
     by_account: Option<Arc<tokio::sync::Mutex<AccountStates>>>,
+    /// Pages between request and hand-over to the sink, across all tasks: a page is
+    /// held from its request until its records are in the channel, so memory stays
+    /// bounded by this and the channel, whatever the data size and the splitting.
+    pages: Arc<tokio::sync::Semaphore>,
 }
 
 type AccountStates = HashMap<&'static str, serde_json::Map<String, serde_json::Value>>;
 
 impl Emitter {
-    fn new(out: mpsc::Sender<Output>, by_account: Option<AccountStates>) -> Emitter {
+    fn new(
+        out: mpsc::Sender<Output>,
+        by_account: Option<AccountStates>,
+        pages_in_memory: usize,
+    ) -> Emitter {
         Emitter {
             out,
             by_account: by_account.map(|states| Arc::new(tokio::sync::Mutex::new(states))),
+            pages: Arc::new(tokio::sync::Semaphore::new(pages_in_memory.max(1))),
         }
+    }
+
+    /// A place for one page in memory; hold it until the page's records are sent.
+    async fn page_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Error> {
+        self.pages
+            .acquire()
+            .await
+            .map_err(|_| Error::Output(std::io::Error::other("the page budget was closed")))
     }
 
     async fn send(&self, output: Output) -> Result<(), Error> {
@@ -694,9 +716,12 @@ async fn read_list(ctx: &Ctx, def: &'static StreamDef, plan: Plan) -> Result<(),
     // large one it is the top of the range, and slices cover the rest below it. A full
     // refresh also reads what was created after the sync's clock.
     let lt = checkpoint.is_some().then_some(to);
+    let permit = ctx.emit.page_permit().await?;
     let page = list_page(ctx, def, from, lt, None, PAGE_LIMIT).await?;
+    let page = page.parse()?;
     let (records, bounds) = records_of(ctx, def, updated, &page.data)?;
     ctx.emit.records(def.name, records).await?;
+    drop(permit);
     let Some(PageBounds {
         last_id,
         last_created,
@@ -764,11 +789,13 @@ async fn oldest_day(ctx: &Ctx, def: &'static StreamDef, from: i64, to: i64) -> R
             .iter()
             .map(|cut| list_page(ctx, def, from, Some(*cut), None, "1"));
         let found = futures::future::try_join_all(probes).await?;
-        let first = cuts
-            .iter()
-            .zip(&found)
-            .find(|(_, page)| !page.data.is_empty())
-            .map(|(cut, _)| *cut);
+        let mut first = None;
+        for (cut, page) in cuts.iter().zip(&found) {
+            if !page.parse()?.data.is_empty() {
+                first = Some(*cut);
+                break;
+            }
+        }
         match first {
             Some(cut) => {
                 hi = cut;
@@ -815,7 +842,7 @@ fn records_of(
     ctx: &Ctx,
     def: &'static StreamDef,
     updated: bool,
-    data: &[Box<RawValue>],
+    data: &[&RawValue],
 ) -> Result<(Vec<String>, Option<PageBounds>), Error> {
     let mut records = Vec::with_capacity(data.len());
     let mut bounds: Option<PageBounds> = None;
@@ -858,9 +885,12 @@ fn read_range<'a>(
         active.fetch_add(1, Ordering::Relaxed);
         let _guard = ActiveGuard(active.clone());
         loop {
+            let permit = ctx.emit.page_permit().await?;
             let page = list_page(ctx, def, gte, lt, starting_after.as_deref(), PAGE_LIMIT).await?;
+            let page = page.parse()?;
             let (records, bounds) = records_of(ctx, def, updated, &page.data)?;
             ctx.emit.records(def.name, records).await?;
+            drop(permit);
             let (Some(bounds), true) = (bounds, page.has_more) else {
                 return Ok(());
             };
@@ -1013,10 +1043,12 @@ async fn read_events_range(
         if let Some(after) = &starting_after {
             query.push(("starting_after", after.clone()));
         }
-        let Page { data, has_more } = ctx.client.list("/v1/events", &query).await?;
+        let permit = ctx.emit.page_permit().await?;
+        let page = ctx.client.list("/v1/events", &query).await?;
+        let PageRef { data, has_more } = page.parse()?;
         let mut routed: Vec<Vec<String>> = vec![Vec::new(); streams.len()];
         let mut last_id = None;
-        for raw in &data {
+        for raw in data {
             let event: EventHead = serde_json::from_str(raw.get()).map_err(|err| {
                 Error::Stripe(stripe::Error::InvalidResponse {
                     path: "/v1/events".to_owned(),
@@ -1043,6 +1075,7 @@ async fn read_events_range(
         for (stream, records) in streams.iter().zip(routed) {
             ctx.emit.records(stream.def.name, records).await?;
         }
+        drop(permit);
         match (last_id, has_more) {
             (Some(id), true) => starting_after = Some(id),
             _ => return Ok(()),
