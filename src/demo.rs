@@ -1,14 +1,12 @@
-//! The offline demo: the emulator in-process, a full sync of every stream into a folder,
-//! and a summary a person can read.
+//! The offline demo: the emulator in-process, a sync of every stream into a folder of
+//! Parquet files (the same as `read --output-dir`), and a summary a person can read.
 
 use std::path::Path;
 
 use crate::config::Config;
 use crate::emulator;
 use crate::error::{Error, Result};
-use crate::sinks::folder::Folder;
 use crate::streams::catalog;
-use crate::sync::{ReadPlan, state::InputState};
 
 /// # Errors
 /// When the emulator cannot start, the folder cannot be written, or a stream fails.
@@ -33,37 +31,33 @@ pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
         running.base_url(),
         output_dir.display()
     );
-    let state_path = output_dir.join("state.json");
-    let state = if state_path.exists() {
-        InputState::from_file(&state_path)?
-    } else {
-        InputState::default()
-    };
-    let plan = ReadPlan::build(config, catalog::all_incremental(), &state)?;
     let started = std::time::Instant::now();
-    let client = crate::client_for(plan.config())?;
-    let requests = client.clone();
-    let (tx, writer) = crate::sinks::spawn(Folder::create(output_dir)?);
-    let result = plan.run(client, tx).await;
-    let folder = writer
-        .await
-        .map_err(|err| Error::Output(std::io::Error::other(err.to_string())))??;
-    result?;
+    let folder = crate::read_parquet(
+        config,
+        catalog::all_incremental(),
+        output_dir,
+        crate::sinks::parquet::Options::default(),
+    )
+    .await?;
     let seconds = started.elapsed().as_secs_f64();
     let total: u64 = folder.counts().values().sum();
     println!("{:<24} {:>10}", "stream", "records");
     for (stream, count) in folder.counts() {
         println!("{stream:<24} {count:>10}");
     }
+    let dir = output_dir.display();
     println!(
-        "{:<24} {total:>10}\n\n{total} records in {seconds:.2} s ({} requests) → {}/<stream>.jsonl, state in {}",
+        "{:<24} {total:>10}\n\n{total} records in {seconds:.2} s → {dir}/<stream>/*.parquet, state in {dir}/state.json\n\
+         Query it:  duckdb -c \"SELECT status, count(*), sum(amount)/100 AS total FROM '{dir}/charges/*.parquet' GROUP BY ALL\"\n\
+         Latest version of every object (views):  cd {parent} && duckdb -cmd '.read {name}/views.sql'",
         "total",
-        requests
-            .stats()
-            .requests
-            .load(std::sync::atomic::Ordering::Relaxed),
-        output_dir.display(),
-        state_path.display()
+        parent = output_dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| ".".to_owned(), |p| p.display().to_string()),
+        name = output_dir
+            .file_name()
+            .map_or_else(|| dir.to_string(), |n| n.to_string_lossy().into_owned()),
     );
     Ok(())
 }
