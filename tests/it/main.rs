@@ -11,6 +11,8 @@ mod commands;
 mod errors;
 /// Rate limits, 429s, 5xx and broken connections lose nothing.
 mod faults;
+/// Parquet output: values equal the protocol's, latest versions, kills, DuckDB and pyarrow.
+mod parquet;
 /// Full refresh: every stream yields exactly the emulator's ids.
 mod read_full;
 /// Incremental syncs through events; old cursors; resuming a killed sync.
