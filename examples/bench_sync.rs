@@ -9,7 +9,14 @@
 //!
 //! Prints one JSON line: records, wall seconds, records/s, requests/s, the rate limit,
 //! `limit_utilisation` (requests/s ÷ limit), 429s seen, connector CPU seconds, records per
-//! connector CPU-second, and the connector's peak RSS.
+//! connector CPU-second, and the connector's peak RSS (its `VmHWM`, polled every 20 ms).
+//!
+//! `--output parquet` benchmarks the Parquet output instead (`read --output-dir` into a
+//! temporary folder; the records are the connector's own count), e.g. 1,000,000 records:
+//!
+//! ```sh
+//! cargo run --release --example bench_sync -- --output parquet --size 270000
+//! ```
 
 #![allow(clippy::unwrap_used)]
 
@@ -48,6 +55,9 @@ struct Args {
     /// Print the emulator's requests per second to stderr while the sync runs.
     #[arg(long)]
     timeline: bool,
+    /// `airbyte` (protocol lines on stdout) or `parquet` (files in a temporary folder).
+    #[arg(long, default_value = "airbyte")]
+    output: String,
     /// Streams to read (full refresh).
     #[arg(
         long,
@@ -114,15 +124,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let requests_before = emulator.request_log().len();
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(&connector)
-        .arg("read")
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--catalog")
-        .arg(&catalog_path)
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let pid = child.id().unwrap_or(0);
+    let out_dir = dir.path().join("parquet");
+    let parquet = args.output == "parquet";
+    let mut command = tokio::process::Command::new(&connector);
+    command.arg("read").arg("--config").arg(&config_path);
+    if parquet {
+        command
+            .arg("--output-dir")
+            .arg(&out_dir)
+            .arg("--streams")
+            .arg(args.streams.join(","));
+    } else {
+        command.arg("--catalog").arg(&catalog_path);
+    }
+    let mut child = command.stdout(std::process::Stdio::piped()).spawn()?;
+    // The connector's own high-water mark, read from /proc while it runs: getrusage's
+    // max RSS of a child also counts the memory it shared with this (large) process
+    // between fork and exec.
+    let hwm = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if let Some(pid) = child.id() {
+        let hwm = hwm.clone();
+        tokio::spawn(async move {
+            let path = format!("/proc/{pid}/status");
+            while let Ok(status) = tokio::fs::read_to_string(&path).await {
+                let kb = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+                match kb {
+                    Some(kb) => hwm.fetch_max(kb, std::sync::atomic::Ordering::Relaxed),
+                    None => break, // a zombie: it has exited
+                };
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
     let timeline = args.timeline.then(|| {
         let emulator = emulator.clone();
         tokio::spawn(async move {
@@ -137,7 +173,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     });
-    let mut peak_kb = 0;
     let mut stdout =
         tokio::io::BufReader::with_capacity(1 << 20, child.stdout.take().ok_or("no stdout")?);
     // Count lines without parsing them: the sink a real destination would be.
@@ -150,9 +185,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if line.starts_with(b"{\"type\":\"RECORD\"") {
             records += 1;
-            if records.is_multiple_of(1000) {
-                peak_kb = peak_kb.max(vm_hwm_kb(pid));
-            }
+        }
+        // Parquet output's summary: `total   N`.
+        if parquet && line.starts_with(b"total ") {
+            let text = String::from_utf8_lossy(&line);
+            records = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
         }
     }
     let status = child.wait().await?;
@@ -164,6 +205,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
     let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
     let cpu = seconds(usage.user_time()) + seconds(usage.system_time());
+    let peak_kb = match hwm.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => usage.max_rss() as u64,
+        kb => kb,
+    };
     let wall = started.elapsed().as_secs_f64();
     let log = emulator.request_log();
     let log = &log[requests_before..];
@@ -174,8 +219,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         f64::NAN
     };
+    let parquet_bytes: u64 = if parquet { dir_size(&out_dir) } else { 0 };
     let report = json!({
         "exit_ok": status.success(),
+        "output": args.output,
         "size": args.size,
         "latency_ms": args.latency_ms,
         "records": records,
@@ -190,6 +237,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "connector_cpu_secs": round(cpu),
         "records_per_cpu_sec": round(records as f64 / cpu.max(0.01)),
         "peak_rss_mb": round(peak_kb as f64 / 1024.0),
+        "parquet_mb": round(parquet_bytes as f64 / 1e6),
     });
     println!("{report}");
     if records as usize != expected {
@@ -198,17 +246,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The connector's peak RSS so far (VmHWM), sampled while it runs.
-fn vm_hwm_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// Bytes of every file under `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => folders.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
 
 fn round(x: f64) -> f64 {

@@ -1,10 +1,10 @@
-//! The offline demo: the emulator in-process, a sync of every stream into a folder, and
-//! a summary a person can read.
+//! The offline demo: the emulator in-process, a sync of every stream into a folder of
+//! Parquet files (the same as `read --output-dir`), and a summary a person can read.
 //!
 //! The first run reads everything. Each later run in the same folder replays the
 //! emulator to where the previous run left it (same seed, same clock), lets an hour of
 //! activity happen (new customers and charges, refunds, disputes, deletions) and reads
-//! incrementally from the saved state: only those changes arrive.
+//! incrementally from the folder's state: only those changes arrive, as new files.
 
 use std::path::Path;
 
@@ -12,10 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::emulator;
-use crate::error::{Error, Result};
-use crate::sinks::folder::Folder;
+use crate::error::Result;
 use crate::streams::catalog;
-use crate::sync::{ReadPlan, state::InputState};
 
 /// What the demo remembers in its folder to rebuild the emulator of the last run.
 #[derive(Serialize, Deserialize)]
@@ -24,6 +22,8 @@ struct DemoRun {
     clock_start: i64,
     runs: u32,
 }
+
+const MEMO_FILE: &str = ".demo.json";
 
 /// The activity between two demo runs.
 fn an_hour_of_activity() -> emulator::Advance {
@@ -40,7 +40,7 @@ fn an_hour_of_activity() -> emulator::Advance {
 /// When the emulator cannot start, the folder cannot be written, or a stream fails.
 pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
     std::fs::create_dir_all(output_dir)?;
-    let memo_path = output_dir.join(".demo.json");
+    let memo_path = output_dir.join(MEMO_FILE);
     let previous: Option<DemoRun> = std::fs::read(&memo_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -94,22 +94,14 @@ pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
         memo.size,
         output_dir.display()
     );
-    let state_path = output_dir.join("state.json");
-    let state = if state_path.exists() {
-        InputState::from_file(&state_path)?
-    } else {
-        InputState::default()
-    };
-    let plan = ReadPlan::build(config, catalog::all_incremental(), &state)?;
     let started = std::time::Instant::now();
-    let client = crate::client_for(plan.config())?;
-    let requests = client.clone();
-    let (tx, writer) = crate::sinks::spawn(Folder::create(output_dir)?);
-    let result = plan.run(client, tx).await;
-    let folder = writer
-        .await
-        .map_err(|err| Error::Output(std::io::Error::other(err.to_string())))??;
-    result?;
+    let folder = crate::read_parquet(
+        config,
+        catalog::all_incremental(),
+        output_dir,
+        crate::sinks::parquet::Options::default(),
+    )
+    .await?;
     let memo = DemoRun {
         runs: memo.runs + 1,
         ..memo
@@ -125,15 +117,20 @@ pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
     for (stream, count) in folder.counts() {
         println!("{stream:<24} {count:>10}");
     }
+    let dir = output_dir.display();
     println!(
-        "{:<24} {total:>10}\n\n{total} records in {seconds:.2} s ({} requests) → {}/<stream>.jsonl, state in {}\nRun the demo again for an incremental sync of the next hour's changes.",
+        "{:<24} {total:>10}\n\n{total} records in {seconds:.2} s → {dir}/<stream>/*.parquet, state in {dir}/state.json\n\
+         Query it:  duckdb -c \"SELECT status, count(*), sum(amount)/100 AS total FROM '{dir}/charges/*.parquet' GROUP BY ALL\"\n\
+         Latest version of every object (views):  cd {parent} && duckdb -cmd '.read {name}/views.sql'\n\
+         Run the demo again for an incremental sync of the next hour's changes.",
         "total",
-        requests
-            .stats()
-            .requests
-            .load(std::sync::atomic::Ordering::Relaxed),
-        output_dir.display(),
-        state_path.display()
+        parent = output_dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| ".".to_owned(), |p| p.display().to_string()),
+        name = output_dir
+            .file_name()
+            .map_or_else(|| dir.to_string(), |n| n.to_string_lossy().into_owned()),
     );
     Ok(())
 }

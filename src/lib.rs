@@ -1,5 +1,6 @@
 //! Stripe source connector: extracts a Stripe account's data and hands it on as Airbyte
-//! protocol messages (`source-stripe`) or as a Singer tap (`tap-stripe`).
+//! protocol messages (`source-stripe`), as a Singer tap (`tap-stripe`), or as Parquet
+//! files.
 //!
 //! # Layout
 //! - [`cli`]: commands and flags (parsing only).
@@ -8,7 +9,8 @@
 //! - [`streams`]: the stream table (one row per stream) and the catalog.
 //! - [`sync`]: the read engine: windows, concurrency, cursors, events, state.
 //! - [`stripe`]: the GET-only HTTP client: auth, rate limit, retries, errors.
-//! - [`sinks`]: where records go (protocol lines on stdout, a folder).
+//! - [`sinks`]: where records go (protocol lines on stdout, a folder of JSON lines or of
+//!   Parquet files).
 //! - [`protocol`]: Airbyte message types and the line writer.
 //! - `emulator` (feature `emulator`): a local Stripe API for tests, demo, benchmarks.
 //!
@@ -76,8 +78,43 @@ pub async fn run(command: Command) -> Result<()> {
             config,
             catalog,
             state,
+            format,
+            output_dir,
+            streams,
+            rows_per_file,
         } => {
             let config = Config::from_file(&config)?;
+            if cli::read_format(format, output_dir.is_some()) == cli::Format::Parquet {
+                let Some(dir) = output_dir else {
+                    return Err(Error::Usage(
+                        "--format parquet needs --output-dir, the folder to write into".to_owned(),
+                    ));
+                };
+                if state.is_some() {
+                    return Err(Error::Usage(format!(
+                        "--state is for Airbyte output; Parquet output keeps its state in {}",
+                        dir.join(sinks::parquet::STATE_FILE).display()
+                    )));
+                }
+                let selected = match catalog {
+                    Some(path) => streams::catalog::from_file(&path)?,
+                    None => streams::catalog::named(streams.as_deref())?,
+                };
+                let options = sinks::parquet::Options { rows_per_file };
+                let folder = read_parquet(config, selected, &dir, options).await?;
+                return print_summary(&folder, &dir);
+            }
+            if output_dir.is_some() || streams.is_some() {
+                return Err(Error::Usage(
+                    "--output-dir and --streams are for Parquet output (--format parquet)"
+                        .to_owned(),
+                ));
+            }
+            let Some(catalog) = catalog else {
+                return Err(Error::Usage(
+                    "read needs --catalog (a configured catalog) for Airbyte output; for Parquet files give --output-dir".to_owned(),
+                ));
+            };
             let selected = streams::catalog::from_file(&catalog)?;
             let state = match state {
                 Some(path) => sync::state::InputState::from_file(&path)?,
@@ -217,6 +254,49 @@ pub async fn read<S: sinks::Sink + 'static>(plan: sync::ReadPlan, sink: S) -> Re
         .await
         .map_err(|err| Error::Output(io::Error::other(err.to_string())))??;
     result.map(|()| sink)
+}
+
+/// Reads `selected` into the Parquet folder `dir`, incrementally from the state saved
+/// there, and returns the sink (its counts and files).
+///
+/// # Errors
+/// The folder's state is not valid, the folder cannot be written, or the sync failed
+/// (after everything read before the failure is on disk with its state).
+pub async fn read_parquet(
+    config: Config,
+    selected: Vec<streams::catalog::Selected>,
+    dir: &std::path::Path,
+    options: sinks::parquet::Options,
+) -> Result<sinks::parquet::ParquetFolder> {
+    let state_path = dir.join(sinks::parquet::STATE_FILE);
+    let state = if state_path.exists() {
+        sync::state::InputState::from_file(&state_path)?
+    } else {
+        sync::state::InputState::default()
+    };
+    let plan = sync::ReadPlan::build(config, selected, &state)?;
+    let folder = sinks::parquet::ParquetFolder::create(dir, options)?;
+    read(plan, folder).await
+}
+
+/// Prints what a Parquet read wrote, per stream, for people.
+fn print_summary(folder: &sinks::parquet::ParquetFolder, dir: &std::path::Path) -> Result<()> {
+    let mut out = io::stdout().lock();
+    let total: u64 = folder.counts().values().sum();
+    writeln!(out, "{:<24} {:>10}", "stream", "records")?;
+    for (stream, count) in folder.counts() {
+        writeln!(out, "{stream:<24} {count:>10}")?;
+    }
+    writeln!(
+        out,
+        "{:<24} {total:>10}\n\n{} files in {}; state in {}; DuckDB views in {}",
+        "total",
+        folder.files().len(),
+        dir.display(),
+        dir.join(sinks::parquet::STATE_FILE).display(),
+        dir.join(sinks::parquet::VIEWS_FILE).display(),
+    )?;
+    Ok(())
 }
 
 /// The Stripe client a config asks for.

@@ -17,7 +17,9 @@ and must never reject a real record, including records from newer API versions:
   `additionalProperties: false`; unknown fields pass.
 - Every property is nullable: {"type": ["null", T]}. `enum`, `format`, `maxLength`,
   `pattern`, `title`, `required` and `x-*` keys are dropped; only top-level properties keep
-  a `description` (its first sentence).
+  a `description` (its first sentence). Exception: integers Stripe marks
+  `"format": "unix-time"` (unix seconds) keep it, so the Parquet output can type them as
+  timestamps; validators ignore formats they do not know.
 - A `$ref` (or a single-branch `anyOf`) to an object schema is inlined as a nested object,
   down to 3 object levels below the record (top-level properties are level 1). Deeper, or
   when the schema is already on the current path (recursion): {"type": ["null", "object"]}.
@@ -62,6 +64,7 @@ EVENT_STREAMS = set(STREAMS) - {"account", "balance_transactions", "events"}
 CONNECTOR_FIELDS = {
     "updated": {
         "type": ["null", "integer"],
+        "format": "unix-time",
         "description": "Unix seconds of the last change the connector saw: the created time of"
         " the event that carried this version, or the object's created time when read from"
         " the list endpoint.",
@@ -119,6 +122,10 @@ def convert(node, schemas, level, path):
             "properties": {k: convert(v, schemas, level + 1, path) for k, v in props.items()},
         }
     if kind in SCALARS:
+        if kind == "integer" and node.get("format") == "unix-time":
+            # Kept so typed destinations (the Parquet writer) can read it as a time;
+            # validators ignore formats they do not know.
+            return {"type": ["null", kind], "format": "unix-time"}
         return {"type": ["null", kind]}
     return {}  # untyped: accept anything
 

@@ -1,8 +1,11 @@
 //! Where records go. The sync engine sends [`Output`] values into a bounded channel;
-//! one blocking task drains it into a [`Sink`]. Sinks never call Stripe.
+//! one blocking task drains it into a [`Sink`]: protocol lines ([`lines`]), a folder of
+//! JSON lines ([`folder`]) or of Parquet files ([`parquet`], typed by [`columns`]).
+//! Sinks never call Stripe.
 
-pub mod folder;
+pub mod columns;
 pub mod lines;
+pub mod parquet;
 pub mod singer;
 
 use std::io;

@@ -34,6 +34,10 @@ pub enum Error {
     },
     #[error("the catalog selects no streams")]
     Empty,
+    #[error(
+        "--streams names stream `{name}`, which this connector does not have; streams: {known}"
+    )]
+    UnknownStreamName { name: String, known: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -160,6 +164,38 @@ pub fn all_incremental() -> Vec<Selected> {
         .collect()
 }
 
+/// The streams `--streams` names (all when `None`), incremental where they can be.
+///
+/// # Errors
+/// [`Error::UnknownStreamName`] listing the streams there are, or [`Error::Empty`].
+pub fn named(names: Option<&[String]>) -> Result<Vec<Selected>, Error> {
+    let Some(names) = names else {
+        return Ok(all_incremental());
+    };
+    let all = all_incremental();
+    let mut selected: Vec<Selected> = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let stream =
+            all.iter()
+                .find(|s| s.def.name == name)
+                .ok_or_else(|| Error::UnknownStreamName {
+                    name: name.to_owned(),
+                    known: STREAMS
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+        if !selected.iter().any(|s| s.def.name == name) {
+            selected.push(*stream);
+        }
+    }
+    if selected.is_empty() {
+        return Err(Error::Empty);
+    }
+    Ok(selected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +209,27 @@ mod tests {
             })
             .collect();
         json!({ "streams": streams }).to_string()
+    }
+
+    #[test]
+    fn streams_by_name() {
+        assert_eq!(named(None).unwrap().len(), STREAMS.len());
+        let names = [
+            "customers".to_owned(),
+            "account".to_owned(),
+            "customers".to_owned(),
+        ];
+        let selected = named(Some(&names)).unwrap();
+        assert_eq!(selected.len(), 2);
+        assert_eq!(selected[0].mode, SyncMode::Incremental);
+        assert_eq!(selected[1].mode, SyncMode::FullRefresh);
+        let err = named(Some(&["customer".to_owned()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`customer`") && err.contains("customers"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ mod errors;
 mod faults;
 /// Meltano runs the example project (examples/meltano/) twice.
 mod meltano;
+/// Parquet output: values equal the protocol's, latest versions, kills, DuckDB and pyarrow.
+mod parquet;
 /// PyAirbyte reads into DuckDB, then incrementally.
 mod pyairbyte;
 /// Full refresh: every stream yields exactly the emulator's ids.
