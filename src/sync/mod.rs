@@ -21,7 +21,7 @@ pub mod state;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use futures::{FutureExt, future::BoxFuture};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -671,7 +671,7 @@ fn head(stream: &str, raw: &RawValue) -> Result<Head, Error> {
 }
 
 /// Reads a list stream per its plan, with its STATEs.
-async fn read_list(ctx: &Ctx, def: &'static StreamDef, plan: Plan) -> Result<(), Error> {
+async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Result<(), Error> {
     type Checkpoint = Box<dyn Fn(i64) -> serde_json::Value + Send + Sync>;
     let (from, to, checkpoint): (i64, i64, Option<Checkpoint>) = match plan {
         Plan::Full => (ctx.start_date, ctx.now, None),
@@ -749,28 +749,71 @@ async fn read_list(ctx: &Ctx, def: &'static StreamDef, plan: Plan) -> Result<(),
         .collect();
     ranges.push((last_created, last_created + 1, Some(last_id), to));
     let active = Arc::new(AtomicUsize::new(0));
-    let read = |(gte, lt, after, end): (i64, i64, Option<String>, i64)| {
-        let active = active.clone();
+    let mut done = InOrder::spawn_all(ranges.into_iter().map(|(gte, lt, after, end)| {
+        let (ctx, active) = (ctx.clone(), active.clone());
         async move {
-            read_range(ctx, def, updated, gte, Some(lt), after, active).await?;
-            Ok::<_, Error>(end)
+            read_range(&ctx, def, updated, gte, Some(lt), after, active).await?;
+            Ok(end)
         }
-    };
-    let Some(checkpoint) = checkpoint else {
-        return stream::iter(ranges)
-            .map(read)
-            .buffer_unordered(ctx.split_budget.max(1))
-            .try_collect::<Vec<_>>()
-            .await
-            .map(|_| ());
-    };
-    let mut done = stream::iter(ranges)
-        .map(read)
-        .buffered(ctx.split_budget.max(1));
-    while let Some(end) = done.try_next().await? {
-        ctx.state(def.name, checkpoint(end)).await?;
+        .boxed()
+    }));
+    while let Some(end) = done.next().await? {
+        if let Some(checkpoint) = &checkpoint {
+            ctx.state(def.name, checkpoint(end)).await?;
+        }
     }
     Ok(())
+}
+
+/// Jobs run as tasks of their own, their outputs taken in job order.
+///
+/// Why tasks and not a `buffered` stream: the caller awaits the channel to the sink
+/// between outputs. Tokio's channel hands its free slots to waiters in arrival order; a
+/// job inside a stream that is not being polled would keep the slots it was handed and
+/// never send, and the caller behind it would wait for ever once the sink is slower than
+/// Stripe. Tasks are polled by the runtime whatever the caller awaits.
+struct InOrder<T> {
+    tasks: tokio::task::JoinSet<(usize, Result<T, Error>)>,
+    ready: std::collections::BTreeMap<usize, T>,
+    next: usize,
+}
+
+impl<T: Send + 'static> InOrder<T> {
+    fn spawn_all(jobs: impl IntoIterator<Item = BoxFuture<'static, Result<T, Error>>>) -> Self {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, job) in jobs.into_iter().enumerate() {
+            tasks.spawn(async move { (index, job.await) });
+        }
+        InOrder {
+            tasks,
+            ready: std::collections::BTreeMap::new(),
+            next: 0,
+        }
+    }
+
+    /// The next job's output, in job order; `None` after the last. The first error
+    /// ends it (dropping `InOrder` aborts the jobs still running).
+    async fn next(&mut self) -> Result<Option<T>, Error> {
+        loop {
+            if let Some(output) = self.ready.remove(&self.next) {
+                self.next += 1;
+                return Ok(Some(output));
+            }
+            match self.tasks.join_next().await {
+                None => return Ok(None),
+                Some(Ok((index, Ok(output)))) => {
+                    self.ready.insert(index, output);
+                }
+                Some(Ok((_, Err(err)))) => return Err(err),
+                Some(Err(err)) => {
+                    return Err(Error::StreamsFailed {
+                        message: format!("a read task failed: {err}"),
+                        failure_type: FailureType::SystemError,
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// The start of a day that is no later than the oldest object of `[from, to)`: a
@@ -953,6 +996,7 @@ impl Drop for ActiveGuard {
 }
 
 /// A stream whose changes come from the events pass.
+#[derive(Clone)]
 struct EventsStream {
     def: &'static StreamDef,
     cursor: i64,
@@ -978,26 +1022,27 @@ struct EventData {
 /// earliest cursor to the sync's clock, the event types in groups of 20, each event's
 /// object routed to the stream whose type and `object` match. After each window a STATE
 /// for every stream.
-async fn read_events(ctx: &Ctx, streams: &[EventsStream]) -> Result<(), Error> {
+async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Error> {
     let from = streams.iter().map(|s| s.from).min().unwrap_or(ctx.now);
-    let types: Vec<&str> = streams
+    let types: Vec<&'static str> = streams
         .iter()
         .flat_map(|s| s.def.event_types.iter().copied())
         .collect();
-    let windows = windows(from, ctx.now, EVENTS_WINDOW_SECS);
-    let mut done = stream::iter(windows)
-        .map(|(gte, lt)| {
-            let types = &types;
+    let shared: Arc<Vec<EventsStream>> = Arc::new(streams.to_vec());
+    let mut done = InOrder::spawn_all(windows(from, ctx.now, EVENTS_WINDOW_SECS).into_iter().map(
+        |(gte, lt)| {
+            let (ctx, streams, types) = (ctx.clone(), shared.clone(), types.clone());
             async move {
                 let chunks = types
                     .chunks(MAX_EVENT_TYPES)
-                    .map(|chunk| read_events_range(ctx, streams, chunk, gte, lt));
+                    .map(|chunk| read_events_range(&ctx, &streams, chunk, gte, lt));
                 futures::future::try_join_all(chunks).await?;
-                Ok::<_, Error>(lt)
+                Ok(lt)
             }
-        })
-        .buffered(ctx.split_budget.max(1));
-    while let Some(end) = done.try_next().await? {
+            .boxed()
+        },
+    ));
+    while let Some(end) = done.next().await? {
         for stream in streams.iter().filter(|s| end > s.cursor) {
             ctx.state(
                 stream.def.name,

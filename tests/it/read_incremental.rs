@@ -267,3 +267,71 @@ async fn killed_sync_resumes_without_loss() {
         assert_eq!(ids, emulator_ids(emu, &platform_test(), stream), "{stream}");
     }
 }
+
+/// A sink slower than Stripe (Parquet encoding is): the engine waits for it, with
+/// bounded memory, and finishes with every id. A sync that waits on the sink between
+/// states once deadlocked here, because the channel's free slots went to read tasks that
+/// were not being polled.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_sink_holds_the_sync_back_without_deadlock() {
+    use source_stripe::sinks::Sink;
+
+    struct Slow {
+        ids: Vec<String>,
+    }
+    impl Sink for Slow {
+        fn records(&mut self, _: &str, records: &[String]) -> std::io::Result<()> {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            for record in records {
+                let value: serde_json::Value = serde_json::from_str(record).unwrap();
+                self.ids.push(value["id"].as_str().unwrap().to_owned());
+            }
+            Ok(())
+        }
+        fn state(&mut self, _: &str, _: &serde_json::Value) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn message(&mut self, _: &source_stripe::protocol::AirbyteMessage) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let emulator = start_emulator(20_000).await;
+    let config = source_stripe::config::Config::from_json(
+        &json!({
+            "client_secret": DEFAULT_TEST_KEY,
+            "api_base": emulator.base_url(),
+            "call_rate_limit": 100000,
+            "num_workers": 76,
+            "slice_range": 30,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let selected = source_stripe::streams::catalog::all_incremental()
+        .into_iter()
+        .filter(|s| s.def.name == "charges")
+        .collect();
+    let plan = source_stripe::sync::ReadPlan::build(
+        config,
+        selected,
+        &source_stripe::sync::state::InputState::default(),
+    )
+    .unwrap();
+    let sink = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        source_stripe::read(plan, Slow { ids: Vec::new() }),
+    )
+    .await
+    .expect("the sync finishes")
+    .unwrap();
+    let ids: BTreeSet<String> = sink.ids.iter().cloned().collect();
+    assert_eq!(ids.len(), sink.ids.len(), "each id once");
+    assert_eq!(
+        ids,
+        emulator_ids(emulator.emulator(), &platform_test(), "charges")
+    );
+}
