@@ -749,14 +749,17 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
         .collect();
     ranges.push((last_created, last_created + 1, Some(last_id), to));
     let active = Arc::new(AtomicUsize::new(0));
-    let mut done = InOrder::spawn_all(ranges.into_iter().map(|(gte, lt, after, end)| {
-        let (ctx, active) = (ctx.clone(), active.clone());
-        async move {
-            read_range(&ctx, def, updated, gte, Some(lt), after, active).await?;
-            Ok(end)
-        }
-        .boxed()
-    }));
+    let mut done = InOrder::spawn_all(
+        ranges.into_iter().map(|(gte, lt, after, end)| {
+            let (ctx, active) = (ctx.clone(), active.clone());
+            async move {
+                read_range(&ctx, def, updated, gte, Some(lt), after, active).await?;
+                Ok(end)
+            }
+            .boxed()
+        }),
+        ctx.split_budget,
+    );
     while let Some(end) = done.next().await? {
         if let Some(checkpoint) = &checkpoint {
             ctx.state(def.name, checkpoint(end)).await?;
@@ -774,20 +777,39 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
 /// Stripe. Tasks are polled by the runtime whatever the caller awaits.
 struct InOrder<T> {
     tasks: tokio::task::JoinSet<(usize, Result<T, Error>)>,
+    /// Jobs not started yet: at most `limit` run at once.
+    waiting: std::vec::IntoIter<BoxFuture<'static, Result<T, Error>>>,
+    started: usize,
+    limit: usize,
     ready: std::collections::BTreeMap<usize, T>,
     next: usize,
 }
 
 impl<T: Send + 'static> InOrder<T> {
-    fn spawn_all(jobs: impl IntoIterator<Item = BoxFuture<'static, Result<T, Error>>>) -> Self {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (index, job) in jobs.into_iter().enumerate() {
-            tasks.spawn(async move { (index, job.await) });
-        }
-        InOrder {
-            tasks,
+    fn spawn_all(
+        jobs: impl IntoIterator<Item = BoxFuture<'static, Result<T, Error>>>,
+        limit: usize,
+    ) -> Self {
+        let mut this = InOrder {
+            tasks: tokio::task::JoinSet::new(),
+            waiting: jobs.into_iter().collect::<Vec<_>>().into_iter(),
+            started: 0,
+            limit: limit.max(1),
             ready: std::collections::BTreeMap::new(),
             next: 0,
+        };
+        this.start_more();
+        this
+    }
+
+    fn start_more(&mut self) {
+        while self.tasks.len() < self.limit {
+            let Some(job) = self.waiting.next() else {
+                return;
+            };
+            let index = self.started;
+            self.started += 1;
+            self.tasks.spawn(async move { (index, job.await) });
         }
     }
 
@@ -803,6 +825,7 @@ impl<T: Send + 'static> InOrder<T> {
                 None => return Ok(None),
                 Some(Ok((index, Ok(output)))) => {
                     self.ready.insert(index, output);
+                    self.start_more();
                 }
                 Some(Ok((_, Err(err)))) => return Err(err),
                 Some(Err(err)) => {
@@ -1029,19 +1052,22 @@ async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Err
         .flat_map(|s| s.def.event_types.iter().copied())
         .collect();
     let shared: Arc<Vec<EventsStream>> = Arc::new(streams.to_vec());
-    let mut done = InOrder::spawn_all(windows(from, ctx.now, EVENTS_WINDOW_SECS).into_iter().map(
-        |(gte, lt)| {
-            let (ctx, streams, types) = (ctx.clone(), shared.clone(), types.clone());
-            async move {
-                let chunks = types
-                    .chunks(MAX_EVENT_TYPES)
-                    .map(|chunk| read_events_range(&ctx, &streams, chunk, gte, lt));
-                futures::future::try_join_all(chunks).await?;
-                Ok(lt)
-            }
-            .boxed()
-        },
-    ));
+    let mut done = InOrder::spawn_all(
+        windows(from, ctx.now, EVENTS_WINDOW_SECS)
+            .into_iter()
+            .map(|(gte, lt)| {
+                let (ctx, streams, types) = (ctx.clone(), shared.clone(), types.clone());
+                async move {
+                    let chunks = types
+                        .chunks(MAX_EVENT_TYPES)
+                        .map(|chunk| read_events_range(&ctx, &streams, chunk, gte, lt));
+                    futures::future::try_join_all(chunks).await?;
+                    Ok(lt)
+                }
+                .boxed()
+            }),
+        ctx.split_budget,
+    );
     while let Some(end) = done.next().await? {
         for stream in streams.iter().filter(|s| end > s.cursor) {
             ctx.state(
