@@ -12,6 +12,7 @@
 //! - [`sinks`]: where records go (protocol lines on stdout, a folder of JSON lines or of
 //!   Parquet files).
 //! - [`protocol`]: Airbyte message types and the line writer.
+//! - [`process`]: what both binaries do around a command (allocator, logs, runtime).
 //! - `emulator` (feature `emulator`): a local Stripe API for tests, demo, benchmarks.
 //!
 //! Data flows one way: command line → config → catalog → sync engine (asks the Stripe
@@ -24,6 +25,7 @@ pub mod demo;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
+pub mod process;
 pub mod protocol;
 pub mod secret;
 pub mod sinks;
