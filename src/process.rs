@@ -33,6 +33,10 @@ pub fn run(command: impl Future<Output = Result<()>>, protocol: bool) -> ExitCod
     };
     match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): stop quietly, but the run is unfinished.
+        Err(crate::Error::Output(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::FAILURE
+        }
         Err(err) => {
             crate::report_error(&err, protocol);
             ExitCode::FAILURE

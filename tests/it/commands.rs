@@ -178,3 +178,49 @@ async fn check_reads_a_connected_account() {
         .unwrap();
     assert!(message.contains(&account), "{message}");
 }
+
+/// The README's first command: the demo syncs everything into Parquet, and a second
+/// run in the same folder reads only the hour of changes it lets happen.
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_runs_twice_incrementally() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let total = |stdout: &str| -> u64 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("total"))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or_else(|| panic!("a total line in: {stdout}"))
+    };
+    let run = || async {
+        let output = tokio::process::Command::new(crate::util::BIN)
+            .args([
+                "demo",
+                "--size",
+                "2000",
+                "--output-dir",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let first = total(&run().await);
+    let second = total(&run().await);
+    assert!(first > 5_000, "the first run reads everything: {first}");
+    assert!(
+        second > 0 && second < first / 4,
+        "the second run reads the changes: {second} of {first}"
+    );
+    assert!(
+        out.join("charges").read_dir().unwrap().count() >= 2,
+        "each run adds files"
+    );
+    assert!(out.join("state.json").exists() && out.join("views.sql").exists());
+}
