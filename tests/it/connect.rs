@@ -6,7 +6,7 @@ use source_stripe::emulator::{
 };
 use tokio::io::AsyncBufReadExt;
 
-use crate::util::{Files, emulator_ids, path, run, start_emulator};
+use crate::util::{Files, emulator_ids, path, read, start_emulator};
 
 fn scope(account: &str) -> Scope {
     Scope {
@@ -203,14 +203,7 @@ async fn deauthorized_account_is_refused() {
     assert_eq!(lines[0]["deauthorized"], account.as_str());
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"account_id": account}));
     let catalog = files.catalog(&[("charges", "full_refresh")]);
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_ne!(out.code, 0);
     let error = out.errors().last().cloned().cloned().unwrap();
     assert_eq!(error["failure_type"], "config_error");
@@ -246,21 +239,7 @@ async fn all_connected_accounts_full_then_incremental() {
             },
         )
     }));
-    let read = |state: Option<std::path::PathBuf>| {
-        let mut args = vec![
-            "read".to_owned(),
-            "--config".into(),
-            path(&config).into(),
-            "--catalog".into(),
-            path(&catalog).into(),
-        ];
-        if let Some(state) = state {
-            args.push("--state".into());
-            args.push(path(&state).into());
-        }
-        async move { run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await }
-    };
-    let first = read(None).await;
+    let first = read(&config, &catalog, None).await;
     assert_eq!(first.code, 0, "{}", first.stderr);
     for account in &accounts {
         for stream in ["customers", "charges", "balance_transactions"] {
@@ -316,7 +295,7 @@ async fn all_connected_accounts_full_then_incremental() {
         ..Advance::default()
     });
     let state = files.write("state.json", &first.state_file());
-    let second = read(Some(state)).await;
+    let second = read(&config, &catalog, Some(&state)).await;
     assert_eq!(second.code, 0, "{}", second.stderr);
     for stream in ["customers", "charges"] {
         let of = |account: &str| -> BTreeSet<String> {
@@ -382,14 +361,7 @@ async fn one_refused_account_leaves_the_others_complete() {
         json!({"connected_accounts": listed}),
     );
     let catalog = files.catalog(&[("customers", "incremental"), ("charges", "incremental")]);
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_ne!(out.code, 0);
     let errors = out.errors();
     assert!(
@@ -426,14 +398,7 @@ async fn live_key_in_test_mode_is_refused_before_reading() {
     let files = Files::new();
     let config = files.config(&emulator, DEFAULT_LIVE_KEY, json!({"mode": "test"}));
     let catalog = files.catalog(&[("charges", "full_refresh")]);
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_ne!(out.code, 0);
     let error = out.errors().last().cloned().cloned().unwrap();
     assert_eq!(error["failure_type"], "config_error");

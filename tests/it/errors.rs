@@ -1,7 +1,7 @@
 use serde_json::json;
 use source_stripe::emulator::DEFAULT_TEST_KEY;
 
-use crate::util::{Files, path, run, start_emulator};
+use crate::util::{Files, path, read, run, start_emulator};
 
 /// Runs `read` and asserts a single config_error whose message contains `needle`.
 async fn assert_config_error(args: &[&str], needle: &str) {
@@ -73,14 +73,7 @@ async fn bad_key_is_a_config_error_without_the_key() {
     let files = Files::new();
     let catalog = files.catalog(&[("customers", "full_refresh")]);
     let config = files.config(&emulator, "sk_live_wrongwrongwrong9876", json!({}));
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_ne!(out.code, 0);
     let error = out.errors().last().cloned().cloned().unwrap();
     assert_eq!(error["failure_type"], "config_error");
@@ -166,14 +159,7 @@ async fn forbidden_stream_fails_loudly_and_others_complete() {
         json!({}),
     );
     let catalog = files.catalog(&[("disputes", "full_refresh"), ("customers", "full_refresh")]);
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_ne!(out.code, 0);
     assert_eq!(out.statuses("disputes").last().unwrap(), "INCOMPLETE");
     assert_eq!(out.statuses("customers").last().unwrap(), "COMPLETE");

@@ -1,7 +1,7 @@
 use serde_json::json;
 use source_stripe::emulator::{DEFAULT_TEST_KEY, Faults};
 
-use crate::util::{Files, emulator_ids, path, platform_test, run, start_emulator};
+use crate::util::{Files, emulator_ids, platform_test, read, start_emulator};
 
 /// With 429s, 500s and broken bodies thrown at a share of requests, a sync still yields
 /// every id exactly once.
@@ -20,14 +20,7 @@ async fn faults_lose_nothing() {
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"slice_range": 60}));
     let streams = ["customers", "charges", "balance_transactions", "refunds"];
     let catalog = files.catalog(&streams.map(|s| (s, "full_refresh")));
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     for stream in streams {
         assert_eq!(
@@ -64,14 +57,7 @@ async fn client_rate_limit_is_never_exceeded() {
         ("charges", "full_refresh"),
         ("balance_transactions", "full_refresh"),
     ]);
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let log = emu.request_log();
     assert!(

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use source_stripe::emulator::{Advance, ChangeKind, DEFAULT_TEST_KEY, Faults, Scope};
 use source_stripe::streams::STREAMS;
 
-use crate::util::{Files, emulator_ids, path, platform_test, run, start_emulator};
+use crate::util::{Files, emulator_ids, path, platform_test, read, run, start_emulator};
 
 /// One row of a Parquet file, turned back into the record it came from.
 struct Row {
@@ -323,14 +323,7 @@ async fn parquet_holds_the_protocol_records() {
         let files = Files::new();
         let config = files.config(&emulator, DEFAULT_TEST_KEY, extra.clone());
         let catalog = files.catalog(&all_streams());
-        let protocol = run(&[
-            "read",
-            "--config",
-            path(&config),
-            "--catalog",
-            path(&catalog),
-        ])
-        .await;
+        let protocol = read(&config, &catalog, None).await;
         assert_eq!(protocol.code, 0, "{}", protocol.stderr);
         let dir = files.dir.path().join("out");
         let out = run_plain(&[

@@ -3,7 +3,7 @@ use source_stripe::emulator::{DEFAULT_LIVE_KEY, DEFAULT_TEST_KEY, Scope};
 use source_stripe::streams::STREAMS;
 
 use crate::util::{
-    Files, emulator_ids, path, platform_test, run, start_emulator, stream_validator,
+    Files, emulator_ids, path, platform_test, read, run, start_emulator, stream_validator,
 };
 
 fn all_streams(mode: &str) -> Vec<(&'static str, &str)> {
@@ -22,14 +22,7 @@ async fn full_refresh_yields_every_id_once() {
     // Small slices: many windows, read concurrently and split.
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"slice_range": 30}));
     let catalog = files.catalog(&all_streams("full_refresh"));
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     let discover = run(&["discover", "--config", path(&config)]).await;
@@ -90,14 +83,7 @@ async fn live_key_reads_live_data() {
     let files = Files::new();
     let config = files.config(&emulator, DEFAULT_LIVE_KEY, json!({}));
     let catalog = files.catalog(&[("customers", "full_refresh"), ("charges", "full_refresh")]);
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let live = Scope {
         account: None,
@@ -120,14 +106,7 @@ async fn connected_account_is_read_with_its_id() {
     let files = Files::new();
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"account_id": account}));
     let catalog = files.catalog(&[("account", "full_refresh"), ("charges", "full_refresh")]);
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-    ])
-    .await;
+    let out = read(&config, &catalog, None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.record_ids("account"), vec![account.clone()]);
     let scope = Scope {

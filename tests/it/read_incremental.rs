@@ -6,7 +6,7 @@ use source_stripe::streams::{Cursor, STREAMS};
 use tokio::io::AsyncBufReadExt;
 
 use crate::util::{
-    Files, emulator_ids, last_states, parse_messages, path, platform_test, run, start_emulator,
+    Files, emulator_ids, last_states, parse_messages, path, platform_test, read, start_emulator,
 };
 
 fn incremental_catalog() -> Vec<(&'static str, &'static str)> {
@@ -35,22 +35,8 @@ async fn second_sync_reads_exactly_the_changes() {
     let files = Files::new();
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"slice_range": 60}));
     let catalog = files.catalog(&incremental_catalog());
-    let read = |state: Option<std::path::PathBuf>| {
-        let mut args = vec![
-            "read".to_owned(),
-            "--config".to_owned(),
-            path(&config).to_owned(),
-            "--catalog".to_owned(),
-            path(&catalog).to_owned(),
-        ];
-        if let Some(state) = state {
-            args.push("--state".to_owned());
-            args.push(path(&state).to_owned());
-        }
-        async move { run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await }
-    };
 
-    let first = read(None).await;
+    let first = read(&config, &catalog, None).await;
     assert_eq!(first.code, 0, "{}", first.stderr);
     let before: BTreeMap<&str, BTreeSet<String>> = STREAMS
         .iter()
@@ -73,7 +59,7 @@ async fn second_sync_reads_exactly_the_changes() {
         ..Advance::default()
     });
     let state = files.write("state1.json", &first.state_file());
-    let second = read(Some(state)).await;
+    let second = read(&config, &catalog, Some(&state)).await;
     assert_eq!(second.code, 0, "{}", second.stderr);
 
     for stream in STREAMS.iter().filter(|s| !s.single) {
@@ -140,7 +126,7 @@ async fn second_sync_reads_exactly_the_changes() {
     }
 
     let state = files.write("state2.json", &second.state_file());
-    let third = read(Some(state)).await;
+    let third = read(&config, &catalog, Some(&state)).await;
     assert_eq!(third.code, 0, "{}", third.stderr);
     let records: Vec<_> = third
         .of_type("RECORD")
@@ -172,16 +158,7 @@ async fn cursor_older_than_events_window_reads_in_full() {
         "state.json",
         &json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "customers"}, "stream_state": {"updated": old.to_string()}}}]).to_string(),
     );
-    let out = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-        "--state",
-        path(&state),
-    ])
-    .await;
+    let out = read(&config, &catalog, Some(&state)).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.logs()
@@ -245,16 +222,7 @@ async fn killed_sync_resumes_without_loss() {
     assert_eq!(states, 6, "the sync was killed mid-way");
     let state = files.write("state.json", &last_states(&first));
     emu.set_faults(Faults::default());
-    let second = run(&[
-        "read",
-        "--config",
-        path(&config),
-        "--catalog",
-        path(&catalog),
-        "--state",
-        path(&state),
-    ])
-    .await;
+    let second = read(&config, &catalog, Some(&state)).await;
     assert_eq!(second.code, 0, "{}", second.stderr);
     for stream in streams {
         let mut ids: BTreeSet<String> = second.record_ids(stream).into_iter().collect();

@@ -205,6 +205,15 @@ pub async fn run(args: &[&str]) -> Run {
     }
 }
 
+/// `read` with a config, a catalog and, for an incremental sync, a state file.
+pub async fn read(config: &Path, catalog: &Path, state: Option<&Path>) -> Run {
+    let mut args = vec!["read", "--config", path(config), "--catalog", path(catalog)];
+    if let Some(state) = state {
+        args.extend(["--state", path(state)]);
+    }
+    run(&args).await
+}
+
 pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
