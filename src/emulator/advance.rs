@@ -107,6 +107,21 @@ impl Mutator<'_, '_> {
         });
     }
 
+    /// Stores a new version of an object, emits its event and reports the change.
+    fn record(
+        &mut self,
+        stream: Stream,
+        obj: &Value,
+        kind: ChangeKind,
+        event_type: &str,
+        at: i64,
+        prev: Option<Value>,
+    ) {
+        self.data.put(stream, obj);
+        self.event(event_type, at, obj, prev);
+        self.change(stream, &s(obj, "id"), kind, event_type, at);
+    }
+
     fn event(&mut self, kind: &str, at: i64, obj: &Value, prev: Option<Value>) {
         let e = self.g.event(&mut self.rng, kind, at, obj, prev, false);
         self.data.put(Stream::Events, &e);
@@ -136,14 +151,13 @@ impl Mutator<'_, '_> {
         let turn = self.data.turns[2];
         self.data.turns[2] += 1;
         let cv = self.g.customer(&mut self.rng, at);
-        self.data.put(Stream::Customers, &cv);
-        self.event("customer.created", at, &cv, None);
-        self.change(
+        self.record(
             Stream::Customers,
-            &s(&cv, "id"),
+            &cv,
             ChangeKind::Created,
             "customer.created",
             at,
+            None,
         );
         let customer = CustomerRef::of(&cv);
         self.charge(at, &customer, None);
@@ -161,14 +175,13 @@ impl Mutator<'_, '_> {
             );
             for recurring in [false, true] {
                 let price = self.g.price(&mut self.rng, &pid, at, recurring);
-                self.data.put(Stream::Prices, &price);
-                self.event("price.created", at, &price, None);
-                self.change(
+                self.record(
                     Stream::Prices,
-                    &s(&price, "id"),
+                    &price,
                     ChangeKind::Created,
                     "price.created",
                     at,
+                    None,
                 );
             }
         } else if turn % 3 == 1 {
@@ -312,14 +325,13 @@ impl Mutator<'_, '_> {
         v["email"] = fresh["email"].clone();
         v["name"] = fresh["name"].clone();
         v["metadata"] = json!({"crm_id": format!("C-{:06}", self.rng.below(1_000_000)), "updated_by": "emulator"});
-        self.data.put(Stream::Customers, &v);
-        self.event("customer.updated", at, &v, Some(prev));
-        self.change(
+        self.record(
             Stream::Customers,
-            &s(&v, "id"),
+            &v,
             ChangeKind::Updated,
             "customer.updated",
             at,
+            Some(prev),
         );
         true
     }
@@ -487,14 +499,13 @@ impl Mutator<'_, '_> {
         p["name"] = json!(format!("{base} v{rev}"));
         p["updated"] = json!(at);
         p["metadata"] = json!({"revision": rev.to_string()});
-        self.data.put(Stream::Products, &p);
-        self.event("product.updated", at, &p, Some(prev));
-        self.change(
+        self.record(
             Stream::Products,
-            &s(&p, "id"),
+            &p,
             ChangeKind::Updated,
             "product.updated",
             at,
+            Some(prev),
         );
         true
     }
@@ -508,14 +519,13 @@ impl Mutator<'_, '_> {
         let rev = self.rng.range(2, 99);
         p["nickname"] = json!(format!("Revision {rev}"));
         p["metadata"] = json!({"revision": rev.to_string()});
-        self.data.put(Stream::Prices, &p);
-        self.event("price.updated", at, &p, Some(prev));
-        self.change(
+        self.record(
             Stream::Prices,
-            &s(&p, "id"),
+            &p,
             ChangeKind::Updated,
             "price.updated",
             at,
+            Some(prev),
         );
         true
     }

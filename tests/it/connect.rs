@@ -34,6 +34,36 @@ async fn connect(args: &[&str]) -> (i32, Vec<Value>, String) {
     (output.status.code().unwrap_or(-1), lines, stderr)
 }
 
+/// Starts `connect listen` for the emulator's OAuth host; returns the child, the rest of
+/// its stdout, and its first line (the authorize URL and state).
+async fn listen(
+    base_url: &str,
+    config: &std::path::Path,
+    extra: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    Value,
+) {
+    let mut child = tokio::process::Command::new(crate::util::BIN)
+        .args(["connect", "listen", "--config", path(config)])
+        .args([
+            "--client-id",
+            OAUTH_CLIENT_ID_TEST,
+            "--oauth-base",
+            base_url,
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    (child, lines, first)
+}
+
 /// An authorization code, as the emulator's authorize page hands it out when there is
 /// no redirect URI.
 async fn authorize_code(base: &str) -> String {
@@ -57,28 +87,12 @@ async fn oauth_round_trip_links_an_account() {
     let files = Files::new();
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
     let linked_file = files.dir.path().join("linked.jsonl");
-    let mut child = tokio::process::Command::new(crate::util::BIN)
-        .args([
-            "connect",
-            "listen",
-            "--config",
-            path(&config),
-            "--client-id",
-            OAUTH_CLIENT_ID_TEST,
-        ])
-        .args([
-            "--oauth-base",
-            &emulator.base_url(),
-            "--append-to",
-            path(&linked_file),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    let (mut child, mut lines, first) = listen(
+        &emulator.base_url(),
+        &config,
+        &["--append-to", path(&linked_file)],
+    )
+    .await;
     let url = first["authorize_url"].as_str().unwrap().to_owned();
     assert!(url.contains("scope=read_only"), "{url}");
     assert!(
@@ -118,23 +132,7 @@ async fn oauth_wrong_state_is_refused() {
     let emulator = start_emulator(20).await;
     let files = Files::new();
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
-    let mut child = tokio::process::Command::new(crate::util::BIN)
-        .args([
-            "connect",
-            "listen",
-            "--config",
-            path(&config),
-            "--client-id",
-            OAUTH_CLIENT_ID_TEST,
-        ])
-        .args(["--oauth-base", &emulator.base_url()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    let (child, _lines, first) = listen(&emulator.base_url(), &config, &[]).await;
     let url = url::Url::parse(first["authorize_url"].as_str().unwrap()).unwrap();
     let redirect = url
         .query_pairs()

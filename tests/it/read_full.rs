@@ -3,15 +3,9 @@ use source_stripe::emulator::{DEFAULT_LIVE_KEY, DEFAULT_TEST_KEY, Scope};
 use source_stripe::streams::STREAMS;
 
 use crate::util::{
-    Files, emulator_ids, path, platform_test, read, run, start_emulator, stream_validator,
+    Files, emulator_ids, every_stream, path, platform_test, read, run, start_emulator,
+    stream_validator,
 };
-
-fn all_streams(mode: &str) -> Vec<(&'static str, &str)> {
-    STREAMS
-        .iter()
-        .map(|s| (s.name, if s.single { "full_refresh" } else { mode }))
-        .collect()
-}
 
 /// Full refresh of every stream yields exactly the emulator's ids, each once, and every
 /// record validates against its stream's schema.
@@ -21,7 +15,7 @@ async fn full_refresh_yields_every_id_once() {
     let files = Files::new();
     // Small slices: many windows, read concurrently and split.
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"slice_range": 30}));
-    let catalog = files.catalog(&all_streams("full_refresh"));
+    let catalog = files.catalog(&every_stream("full_refresh"));
     let out = read(&config, &catalog, None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
 

@@ -6,24 +6,9 @@ use source_stripe::streams::{Cursor, STREAMS};
 use tokio::io::AsyncBufReadExt;
 
 use crate::util::{
-    Files, emulator_ids, last_states, parse_messages, path, platform_test, read, start_emulator,
+    Files, emulator_ids, every_stream, last_states, parse_messages, path, platform_test, read,
+    start_emulator,
 };
-
-fn incremental_catalog() -> Vec<(&'static str, &'static str)> {
-    STREAMS
-        .iter()
-        .map(|s| {
-            (
-                s.name,
-                if s.single {
-                    "full_refresh"
-                } else {
-                    "incremental"
-                },
-            )
-        })
-        .collect()
-}
 
 /// Sync, change the data, sync with the state: exactly the new and changed objects
 /// arrive, deletions flagged; a third sync with nothing changed emits no records.
@@ -34,7 +19,7 @@ async fn second_sync_reads_exactly_the_changes() {
     let scope = platform_test();
     let files = Files::new();
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"slice_range": 60}));
-    let catalog = files.catalog(&incremental_catalog());
+    let catalog = files.catalog(&every_stream("incremental"));
 
     let first = read(&config, &catalog, None).await;
     assert_eq!(first.code, 0, "{}", first.stderr);

@@ -84,6 +84,14 @@ impl Files {
     }
 }
 
+/// Every stream in `mode`, except `account`, which only has full refresh.
+pub fn every_stream(mode: &str) -> Vec<(&'static str, &str)> {
+    source_stripe::streams::STREAMS
+        .iter()
+        .map(|s| (s.name, if s.single { "full_refresh" } else { mode }))
+        .collect()
+}
+
 /// What one run of the binary printed.
 #[derive(Debug)]
 pub struct Run {
