@@ -7,6 +7,7 @@
 //! - [`tap`]: the Singer tap's flags and modes (`tap-stripe`, for Meltano).
 //! - [`config`]: the config fields, validated once with errors that name the field.
 //! - [`streams`]: the stream table (one row per stream) and the catalog.
+//! - [`commerce`]: the commerce view, six streams derived from the raw ones at the sink.
 //! - [`sync`]: the read engine: windows, concurrency, cursors, events, state.
 //! - [`stripe`]: the GET-only HTTP client: auth, rate limit, retries, errors.
 //! - [`sinks`]: where records go (protocol lines on stdout, a folder of JSON lines or of
@@ -19,6 +20,7 @@
 //! client for pages) → records and states → sink.
 
 pub mod cli;
+pub mod commerce;
 pub mod config;
 #[cfg(feature = "emulator")]
 pub mod demo;
@@ -248,14 +250,15 @@ async fn connect(command: cli::ConnectCommand) -> Result<()> {
 ///
 /// # Errors
 /// The sync's error (after the sink has seen everything before it), or the sink's.
-pub async fn read<S: sinks::Sink + 'static>(plan: sync::ReadPlan, sink: S) -> Result<S> {
+pub async fn read<S: sinks::Sink + 'static>(mut plan: sync::ReadPlan, sink: S) -> Result<S> {
     let client = client_for(plan.config())?;
+    let sink = commerce::DeriveSink::new(sink, plan.take_commerce());
     let (tx, writer) = sinks::spawn(sink);
     let result = plan.run(client, tx).await;
     let sink = writer
         .await
         .map_err(|err| Error::Output(io::Error::other(err.to_string())))??;
-    result.map(|()| sink)
+    result.map(|()| sink.into_inner())
 }
 
 /// Reads `selected` into the Parquet folder `dir`, incrementally from the state saved

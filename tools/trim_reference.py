@@ -19,12 +19,12 @@ import yaml
 OBJECTS = [
     "account", "customer", "deleted_customer", "charge", "payment_intent", "refund",
     "dispute", "product", "deleted_product", "price", "balance_transaction", "event",
-    "invoice", "deleted_invoice", "subscription", "payout", "error",
+    "invoice", "deleted_invoice", "subscription", "payout", "error", "balance",
 ]
 PATHS = [
     "/v1/account", "/v1/accounts", "/v1/customers", "/v1/charges", "/v1/payment_intents",
     "/v1/refunds", "/v1/disputes", "/v1/products", "/v1/prices", "/v1/balance_transactions",
-    "/v1/events", "/v1/invoices", "/v1/subscriptions", "/v1/payouts",
+    "/v1/events", "/v1/invoices", "/v1/subscriptions", "/v1/payouts", "/v1/balance",
 ]
 
 

@@ -30,11 +30,13 @@
 //! Live mode uses the same size as test mode; each connected account uses
 //! `max(size / 4, 10)`.
 mod advance;
+mod balance;
 mod cli;
 mod clock;
 mod connect;
 mod data;
 mod faults;
+mod golden;
 mod rng;
 mod routes;
 mod store;
@@ -98,6 +100,10 @@ pub struct Config {
     pub frozen_clock: bool,
     /// Injected faults and throttling (all off by default).
     pub faults: Faults,
+    /// Adds the fixed objects of golden tests to the platform's test-mode data (see
+    /// `golden.rs`: a JPY and a BHD charge, a refunded and a disputed charge, a product
+    /// with three prices, a payout). Off by default.
+    pub golden: bool,
 }
 
 impl Default for Config {
@@ -111,6 +117,7 @@ impl Default for Config {
             now: None,
             frozen_clock: false,
             faults: Faults::default(),
+            golden: false,
         }
     }
 }
@@ -304,19 +311,30 @@ impl Inner {
             } else {
                 (self.config.size / 4).max(10)
             };
-            RwLock::new(data::build(
+            let mut data = data::build(
                 &self.fixtures,
                 &data::BuildParams {
                     seed: self.config.seed,
                     index,
-                    account: account_id,
+                    account: account_id.clone(),
                     connected: scope.account.is_some(),
                     livemode: scope.livemode,
                     size,
                     history_days: self.config.history_days.max(1),
                     start: self.clock.start(),
                 },
-            ))
+            );
+            if self.config.golden && scope.account.is_none() && !scope.livemode {
+                let g = data::Gen {
+                    fx: &self.fixtures,
+                    account: &account_id,
+                    connected: false,
+                    livemode: false,
+                    currency: data.currency,
+                };
+                golden::add(&mut data, &g, self.clock.start());
+            }
+            RwLock::new(data)
         });
         Some(cell)
     }

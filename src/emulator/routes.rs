@@ -35,6 +35,8 @@ enum Kind {
     Stream(Stream),
     Accounts,
     Account,
+    /// `/v1/balance`: computed from the scope's balance transactions.
+    Balance,
 }
 
 struct Route {
@@ -53,6 +55,11 @@ const ROUTES: &[Route] = &[
     Route {
         path: "/v1/accounts",
         kind: Kind::Accounts,
+        filters: &[],
+    },
+    Route {
+        path: "/v1/balance",
+        kind: Kind::Balance,
         filters: &[],
     },
     Route {
@@ -124,7 +131,7 @@ pub fn list_routes() -> Vec<(&'static str, Vec<&'static str>)> {
         .iter()
         .map(|r| {
             let mut params: Vec<&'static str> = match r.kind {
-                Kind::Account => vec!["expand"],
+                Kind::Account | Kind::Balance => vec!["expand"],
                 _ => PAGINATION.to_vec(),
             };
             params.extend_from_slice(r.filters);
@@ -495,6 +502,7 @@ fn permission(kind: Kind) -> (&'static str, &'static str) {
     match kind {
         Kind::Account => ("account", "rak_account_read"),
         Kind::Accounts => ("accounts", "rak_connected_account_read"),
+        Kind::Balance => ("balance", "rak_balance_read"),
         Kind::Stream(s) => (
             s.name(),
             match s {
@@ -524,7 +532,7 @@ fn serve_get(inner: &Inner, auth: &Auth, path: &str, query: &str) -> Result<Stri
             let (base, id) = trimmed.rsplit_once('/').ok_or_else(unrecognized)?;
             let r = ROUTES
                 .iter()
-                .find(|r| r.path == base && r.kind != Kind::Account)
+                .find(|r| r.path == base && !matches!(r.kind, Kind::Account | Kind::Balance))
                 .ok_or_else(unrecognized)?;
             (r, Some(id))
         }
@@ -555,6 +563,14 @@ fn serve_get(inner: &Inner, auth: &Auth, path: &str, query: &str) -> Result<Stri
                 Some(id) => reg.account(id).ok_or_else(unrecognized)?,
             };
             Ok(entry.to_value(&inner.fixtures).to_string())
+        }
+        (Kind::Balance, _) => {
+            check_params(&params, &["expand"])?;
+            check_expand(&params, "balance", false)?;
+            let cell = inner.scope_cell(&auth.scope).ok_or_else(unrecognized)?;
+            let data_lock = cell.get().ok_or_else(unrecognized)?;
+            let data = read(data_lock);
+            Ok(super::balance::render(&data, inner.clock.now()).to_string())
         }
         (Kind::Accounts, None) => {
             let lp = ListParams::parse(&params, route)?;

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{STREAMS, StreamDef};
+use super::StreamDef;
 
 /// A user-input error in the configured catalog. Always a `config_error`.
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +72,7 @@ struct StreamName {
 
 /// The `catalog` of a CATALOG message.
 pub fn discover() -> Value {
-    let streams: Vec<Value> = STREAMS
-        .iter()
+    let streams: Vec<Value> = super::all()
         .map(|stream| {
             let schema: Value = serde_json::from_str(stream.schema).unwrap_or(Value::Null);
             let mut entry = json!({
@@ -151,8 +150,7 @@ pub fn parse(text: &str) -> Result<Vec<Selected>, Error> {
 
 /// Every stream, incremental where it can be: the catalog of the `demo` command.
 pub fn all_incremental() -> Vec<Selected> {
-    STREAMS
-        .iter()
+    super::all()
         .map(|def| Selected {
             def,
             mode: if def.supports_incremental() {
@@ -180,11 +178,7 @@ pub fn named(names: Option<&[String]>) -> Result<Vec<Selected>, Error> {
                 .find(|s| s.def.name == name)
                 .ok_or_else(|| Error::UnknownStreamName {
                     name: name.to_owned(),
-                    known: STREAMS
-                        .iter()
-                        .map(|s| s.name)
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    known: super::all().map(|s| s.name).collect::<Vec<_>>().join(", "),
                 })?;
         if !selected.iter().any(|s| s.def.name == name) {
             selected.push(*stream);
@@ -213,7 +207,7 @@ mod tests {
 
     #[test]
     fn streams_by_name() {
-        assert_eq!(named(None).unwrap().len(), STREAMS.len());
+        assert_eq!(named(None).unwrap().len(), crate::streams::all().count());
         let names = [
             "customers".to_owned(),
             "account".to_owned(),
@@ -273,7 +267,7 @@ mod tests {
     fn discover_lists_every_stream_with_cursor_and_key() {
         let catalog = discover();
         let streams = catalog["streams"].as_array().unwrap();
-        assert_eq!(streams.len(), STREAMS.len());
+        assert_eq!(streams.len(), crate::streams::all().count());
         let customers = streams.iter().find(|s| s["name"] == "customers").unwrap();
         assert_eq!(customers["default_cursor_field"], json!(["updated"]));
         assert_eq!(customers["source_defined_primary_key"], json!([["id"]]));

@@ -250,9 +250,14 @@ pub const STREAMS: &[StreamDef] = &[
     },
 ];
 
-/// The stream of that name.
+/// The stream of that name (raw or commerce).
 pub fn find(name: &str) -> Option<&'static StreamDef> {
-    STREAMS.iter().find(|s| s.name == name)
+    all().find(|s| s.name == name)
+}
+
+/// Every selectable stream: the raw streams, then the commerce streams derived from them.
+pub fn all() -> impl Iterator<Item = &'static StreamDef> {
+    STREAMS.iter().chain(crate::commerce::STREAMS)
 }
 
 #[cfg(test)]

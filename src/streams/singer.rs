@@ -19,8 +19,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::StreamDef;
 use super::catalog::{Selected, SyncMode};
-use super::{STREAMS, StreamDef};
 
 /// A user-input error in the Singer catalog. Always a `config_error`.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,7 @@ pub fn schema(stream: &StreamDef) -> Value {
 
 /// The catalog `--discover` prints.
 pub fn discover() -> Value {
-    let streams: Vec<Value> = STREAMS.iter().map(entry).collect();
+    let streams: Vec<Value> = super::all().map(entry).collect();
     json!({ "streams": streams })
 }
 
@@ -247,7 +247,7 @@ mod tests {
     fn discover_has_the_singer_fields_and_breadcrumbs() {
         let catalog = discover();
         let streams = catalog["streams"].as_array().unwrap();
-        assert_eq!(streams.len(), STREAMS.len());
+        assert_eq!(streams.len(), crate::streams::all().count());
         for stream in streams {
             for field in ["tap_stream_id", "stream", "schema", "key_properties"] {
                 assert!(!stream[field].is_null(), "{field} in {}", stream["stream"]);
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn the_discovered_catalog_reads_every_stream_incrementally_where_it_can() {
         let selected = parse(&discover().to_string()).unwrap();
-        assert_eq!(selected.len(), STREAMS.len());
+        assert_eq!(selected.len(), crate::streams::all().count());
         for s in selected {
             let expected = if s.def.supports_incremental() {
                 SyncMode::Incremental

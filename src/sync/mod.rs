@@ -88,6 +88,9 @@ pub struct ReadPlan {
     streams: Vec<PlannedStream>,
     /// Saved states by stream and account (`None` when the sync reads one account).
     states: HashMap<(&'static str, Option<String>), StreamState>,
+    /// What the sink derives for the selected commerce streams (their raw sources are
+    /// in `streams`).
+    commerce: Option<crate::commerce::Derive>,
 }
 
 /// The outcome of each stream of one account.
@@ -101,6 +104,9 @@ impl ReadPlan {
         selected: Vec<Selected>,
         input: &InputState,
     ) -> Result<ReadPlan, Error> {
+        let (selected, translated, commerce) =
+            crate::commerce::expand(selected, input, config.accounts.is_multi())?;
+        let input = translated.as_ref().unwrap_or(input);
         let mut states = HashMap::new();
         for Selected { def, mode } in &selected {
             let (SyncMode::Incremental, Some(cursor)) = (mode, def.cursor) else {
@@ -122,7 +128,13 @@ impl ReadPlan {
             config,
             streams,
             states,
+            commerce,
         })
+    }
+
+    /// What the sink must derive for the selected commerce streams, once.
+    pub fn take_commerce(&mut self) -> Option<crate::commerce::Derive> {
+        self.commerce.take()
     }
 
     pub fn config(&self) -> &Config {
@@ -385,6 +397,13 @@ impl ReadPlan {
                     cursor,
                     from,
                 }),
+                Plan::Single if stream.def.path != "/v1/account" => {
+                    // Another single object (the balance, for company info).
+                    let (ctx, def) = (ctx.clone(), stream.def);
+                    jobs.push(
+                        async move { vec![(def.name, read_single(&ctx, def).await)] }.boxed(),
+                    );
+                }
                 Plan::Single => {
                     let result = match &profile {
                         Ok(profile) => {
@@ -444,6 +463,13 @@ impl ReadPlan {
             .flatten()
             .collect())
     }
+}
+
+/// A single-object endpoint other than `/v1/account`, as one record.
+async fn read_single(ctx: &Ctx, def: &'static StreamDef) -> Result<(), Error> {
+    let object = ctx.client.get_object(def.path).await?;
+    let record = decorate(object.get(), false, None, false, ctx.account.as_deref());
+    ctx.emit.records(def.name, vec![record]).await
 }
 
 /// Every account connected to the platform, from `/v1/accounts`.
