@@ -9,6 +9,8 @@ mod util;
 
 /// spec, discover, check.
 mod commands;
+/// The commerce streams: golden records, reconciled totals, incremental, requests, Parquet.
+mod commerce;
 /// Stripe Connect: OAuth links and syncs of many accounts.
 mod connect;
 /// Bad config, catalog and state: the error, its failure type, the exit code.
