@@ -122,6 +122,7 @@ pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
         "{:<24} {total:>10}\n\n{total} records in {seconds:.2} s → {dir}/<stream>/*.parquet, state in {dir}/state.json\n\
          Query it:  duckdb -c \"SELECT status, count(*), sum(amount)/100 AS total FROM '{dir}/charges/*.parquet' GROUP BY ALL\"\n\
          Latest version of every object (views):  cd {parent} && duckdb -cmd '.read {name}/views.sql'\n\
+         Revenue by month and currency (the commerce view):  cd {parent} && duckdb -cmd '.read {name}/views.sql' -c \"SELECT strftime(date_trunc('month', created), '%Y-%m') AS month, currency, sum(amount) AS revenue FROM commerce_payments WHERE status = 'Paid' GROUP BY ALL ORDER BY ALL\"\n\
          Run the demo again for an incremental sync of the next hour's changes.",
         "total",
         parent = output_dir

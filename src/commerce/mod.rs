@@ -97,6 +97,17 @@ fn source_def(name: &str) -> Option<&'static StreamDef> {
     crate::streams::STREAMS.iter().find(|s| s.name == name)
 }
 
+/// What [`expand`] makes of a selection.
+#[derive(Debug)]
+pub struct Expanded {
+    /// The raw streams to read, each once.
+    pub selected: Vec<Selected>,
+    /// The state translated for them (`None`: the input state as it is).
+    pub state: Option<InputState>,
+    /// What the sink derives (`None`: no commerce stream is selected).
+    pub derive: Option<Derive>,
+}
+
 /// The read that `selected` needs: raw streams only (the commerce streams replaced by
 /// their sources, each raw stream once), the state translated for them, and what the sink
 /// must derive (`None` when no commerce stream is selected).
@@ -113,11 +124,15 @@ pub fn expand(
     selected: Vec<Selected>,
     input: &InputState,
     multi: bool,
-) -> Result<(Vec<Selected>, Option<InputState>, Option<Derive>), state::Error> {
+) -> Result<Expanded, state::Error> {
     let (commerce, raw): (Vec<Selected>, Vec<Selected>) =
         selected.into_iter().partition(|s| is_commerce(s.def.name));
     if commerce.is_empty() {
-        return Ok((raw, None, None));
+        return Ok(Expanded {
+            selected: raw,
+            state: None,
+            derive: None,
+        });
     }
     let saved: BTreeMap<&str, &Value> = input.streams().collect();
     // Each commerce stream's saved source states.
@@ -203,7 +218,11 @@ pub fn expand(
         hidden,
         commerce_states,
     );
-    Ok((out, Some(translated), Some(derive)))
+    Ok(Expanded {
+        selected: out,
+        state: Some(translated),
+        derive: Some(derive),
+    })
 }
 
 /// The state a shared raw stream is read from (see [`expand`]).
@@ -306,7 +325,11 @@ mod tests {
 
     #[test]
     fn a_commerce_stream_alone_reads_its_sources_hidden() {
-        let (read, state, derive) = expand(
+        let Expanded {
+            selected: read,
+            state,
+            derive,
+        } = expand(
             vec![selected("commerce_products", SyncMode::Incremental)],
             &InputState::default(),
             false,
@@ -331,7 +354,11 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        let (read, state, derive) = expand(
+        let Expanded {
+            selected: read,
+            state,
+            derive,
+        } = expand(
             vec![
                 selected("charges", SyncMode::Incremental),
                 selected("customers", SyncMode::Incremental),
@@ -355,7 +382,7 @@ mod tests {
     fn without_a_commerce_state_the_source_is_read_in_full() {
         let input =
             InputState::parse(&json!({"charges": {"updated": 1_700_000_500}}).to_string()).unwrap();
-        let (_, state, _) = expand(
+        let Expanded { state, .. } = expand(
             vec![
                 selected("charges", SyncMode::Incremental),
                 selected("commerce_payments", SyncMode::Incremental),

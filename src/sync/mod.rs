@@ -104,8 +104,11 @@ impl ReadPlan {
         selected: Vec<Selected>,
         input: &InputState,
     ) -> Result<ReadPlan, Error> {
-        let (selected, translated, commerce) =
-            crate::commerce::expand(selected, input, config.accounts.is_multi())?;
+        let crate::commerce::Expanded {
+            selected,
+            state: translated,
+            derive: commerce,
+        } = crate::commerce::expand(selected, input, config.accounts.is_multi())?;
         let input = translated.as_ref().unwrap_or(input);
         let mut states = HashMap::new();
         for Selected { def, mode } in &selected {

@@ -65,6 +65,12 @@ async fn discover_lists_the_streams() {
         "prices",
         "balance_transactions",
         "events",
+        "commerce_company_info",
+        "commerce_customers",
+        "commerce_disputes",
+        "commerce_payments",
+        "commerce_products",
+        "commerce_transactions",
     ] {
         assert!(names.contains(&name), "{name} is discovered");
     }
@@ -76,15 +82,19 @@ async fn discover_lists_the_streams() {
             "{name}"
         );
         let expected_cursor = match name {
-            "account" => Value::Null,
-            "balance_transactions" | "events" => json!(["created"]),
+            "account" | "commerce_company_info" => Value::Null,
+            "balance_transactions" | "events" | "commerce_transactions" => json!(["created"]),
             _ => json!(["updated"]),
         };
         assert_eq!(stream["default_cursor_field"], expected_cursor, "{name}");
         let modes = &stream["supported_sync_modes"];
         assert_eq!(
             modes.as_array().unwrap().len(),
-            if name == "account" { 1 } else { 2 },
+            if matches!(name, "account" | "commerce_company_info") {
+                1
+            } else {
+                2
+            },
             "{name}"
         );
     }

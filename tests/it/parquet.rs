@@ -312,12 +312,17 @@ async fn parquet_holds_the_protocol_records() {
         let protocol = read(&config, &catalog, None).await;
         assert_eq!(protocol.code, 0, "{}", protocol.stderr);
         let dir = files.dir.path().join("out");
+        // The raw streams (the commerce streams' decimals have their own test).
+        let raw: Vec<&str> = STREAMS.iter().map(|s| s.name).collect();
+        let raw = raw.join(",");
         let out = run_plain(&[
             "read",
             "--config",
             path(&config),
             "--output-dir",
             path(&dir),
+            "--streams",
+            &raw,
         ])
         .await;
         assert_eq!(out.code, 0, "{}", out.stderr);

@@ -57,6 +57,14 @@ async fn pyairbyte_reads_into_duckdb_then_incrementally() {
         total += ids.len();
     }
     assert_eq!(first["streams"]["account"]["rows"], 1);
+    // The commerce streams go into the cache too, one row per record.
+    for stream in source_stripe::commerce::STREAMS {
+        let cached = &first["streams"][stream.name];
+        let rows = cached["rows"].as_u64().unwrap() as usize;
+        assert!(rows > 0, "{}: cached", stream.name);
+        assert_eq!(cached["distinct_ids"], rows, "{}", stream.name);
+        total += rows;
+    }
     assert_eq!(first["processed_records"], total);
 
     let report = emu.advance(&Advance {
