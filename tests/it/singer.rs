@@ -412,3 +412,82 @@ async fn about_lists_capabilities_and_settings() {
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("`client_secret` (required)"), "{text}");
 }
+
+/// The commerce streams through the tap: selected alone, their SCHEMA, records (raw
+/// sources not emitted) and bookmarks; the second run from the bookmarks reads only the
+/// changed charges' payments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tap_reads_commerce_streams_with_their_bookmarks() {
+    let emulator = start_emulator(40).await;
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let catalog = select(
+        &discover(&config).await,
+        &["commerce_payments", "commerce_transactions"],
+    );
+    let catalog = files.write("singer-catalog.json", &catalog.to_string());
+    let first = tap(&["--config", path(&config), "--catalog", path(&catalog)]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let streams: BTreeSet<&str> = first
+        .messages
+        .iter()
+        .filter(|m| m["type"] == "RECORD")
+        .map(|m| m["stream"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        streams,
+        BTreeSet::from(["commerce_payments", "commerce_transactions"])
+    );
+    let schema = first
+        .messages
+        .iter()
+        .find(|m| m["type"] == "SCHEMA" && m["stream"] == "commerce_payments")
+        .unwrap();
+    assert_eq!(
+        schema["schema"]["properties"]["amount"]["format"],
+        "decimal"
+    );
+    let charges = emulator_ids(emulator.emulator(), &platform_test(), "charges");
+    let payments: BTreeSet<String> = first
+        .ids("commerce_payments")
+        .into_iter()
+        .filter(|id| id.starts_with("ch_"))
+        .collect();
+    assert_eq!(payments, charges, "a payment per charge");
+    let bookmarks = &first.last_state()["bookmarks"];
+    assert!(bookmarks["commerce_payments"]["sources"]["charges"]["updated"].is_i64());
+    assert!(
+        bookmarks.get("charges").is_none(),
+        "hidden sources keep no bookmark"
+    );
+
+    let report = emulator.emulator().advance(&Advance {
+        seconds: 3_600,
+        updates: 6,
+        ..Advance::default()
+    });
+    let state = files.write("singer-state.json", &first.last_state().to_string());
+    let second = tap(&[
+        "--config",
+        path(&config),
+        "--catalog",
+        path(&catalog),
+        "--state",
+        path(&state),
+    ])
+    .await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let changed: BTreeSet<String> = report
+        .changes
+        .iter()
+        .filter(|c| c.stream == "charges" && !c.event_type.is_empty())
+        .map(|c| c.id.clone())
+        .collect();
+    assert!(!changed.is_empty(), "the advance changed charges");
+    let read: BTreeSet<String> = second
+        .records("commerce_payments")
+        .iter()
+        .map(|r| r["charge_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(read, changed, "only the changed charges' payments");
+}
