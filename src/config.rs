@@ -101,6 +101,12 @@ pub struct RawConfig {
     /// Base URL of the Stripe API. Change it only for a proxy or the built-in emulator.
     #[serde(default = "default_api_base")]
     pub api_base: String,
+    /// Seconds one request may take, headers and body, before it is abandoned and
+    /// retried (a stalled connection that sends nothing). Stripe answers in well under a
+    /// second; the default leaves room for slow proxies.
+    #[serde(default = "default_request_timeout_secs")]
+    #[schemars(range(min = 1, max = 600))]
+    pub request_timeout_secs: i64,
     /// Stripe API version sent as `Stripe-Version`. Records keep fields a newer version
     /// adds; the stream schemas describe this default version.
     #[serde(default = "default_stripe_version")]
@@ -115,6 +121,9 @@ const fn default_slice_range() -> i64 {
 }
 fn default_api_base() -> String {
     DEFAULT_API_BASE.to_owned()
+}
+const fn default_request_timeout_secs() -> i64 {
+    60
 }
 fn default_stripe_version() -> String {
     DEFAULT_STRIPE_VERSION.to_owned()
@@ -188,6 +197,7 @@ pub struct Config {
     pub rate_limit: f64,
     pub api_base: url::Url,
     pub stripe_version: String,
+    pub request_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -369,13 +379,32 @@ impl Config {
                     ),
                 )
             })?;
+        if !crate::secret::key_may_travel_to(&api_base) {
+            return Err(field(
+                "api_base",
+                format!(
+                    "`{}` is plain http to a host that is not this machine: the API key would travel unencrypted. Use https:// (plain http:// is only for a loopback address such as the emulator on 127.0.0.1)",
+                    raw.api_base
+                ),
+            ));
+        }
         if raw.stripe_version.trim().is_empty() {
             return Err(field(
                 "stripe_version",
                 format!("is empty; leave it out to use {DEFAULT_STRIPE_VERSION}"),
             ));
         }
+        if !(1..=600).contains(&raw.request_timeout_secs) {
+            return Err(field(
+                "request_timeout_secs",
+                format!(
+                    "must be between 1 and 600 seconds; got {}",
+                    raw.request_timeout_secs
+                ),
+            ));
+        }
         Ok(Config {
+            request_timeout: std::time::Duration::from_secs(raw.request_timeout_secs as u64),
             client_secret: raw.client_secret,
             mode,
             accounts,
@@ -542,6 +571,39 @@ mod tests {
         for (json, needle) in cases {
             let err = parse(json.clone()).unwrap_err().to_string();
             assert!(err.contains(needle), "{json} → {err}");
+            assert!(!err.contains("abcdefgh12345678"), "{err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        let key = "sk_test_abcdefgh12345678";
+        for base in [
+            "http://127.0.0.1:12111",
+            "http://127.8.9.10",
+            "http://localhost:8080",
+            "http://[::1]:9000",
+            "https://api.stripe.com",
+            "https://10.0.0.5:8443",
+        ] {
+            let config = parse(serde_json::json!({"client_secret": key, "api_base": base}));
+            assert!(config.is_ok(), "{base}: {:?}", config.err());
+        }
+        for base in [
+            "http://api.stripe.com",
+            "http://10.0.0.5:8080",
+            "http://[2001:db8::1]",
+            "http://0.0.0.0:12111",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+        ] {
+            let err = parse(serde_json::json!({"client_secret": key, "api_base": base}))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`api_base`") && err.contains("https"),
+                "{base}: {err}"
+            );
             assert!(!err.contains("abcdefgh12345678"), "{err}");
         }
     }

@@ -13,6 +13,8 @@ mod commands;
 mod connect;
 /// Bad config, catalog and state: the error, its failure type, the exit code.
 mod errors;
+/// The fault matrix: every fault, Airbyte and Parquet, ends with a clean run's ids.
+mod fault_matrix;
 /// Rate limits, 429s, 5xx and broken connections lose nothing.
 mod faults;
 /// Meltano runs the example project (examples/meltano/) twice.
@@ -25,5 +27,7 @@ mod pyairbyte;
 mod read_full;
 /// Incremental syncs through events; old cursors; resuming a killed sync.
 mod read_incremental;
+/// Keys only over HTTPS or loopback; the OAuth listener is loopback-only and times out.
+mod safety;
 /// The Singer tap: discover, selection, state, errors, about.
 mod singer;
