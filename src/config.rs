@@ -107,6 +107,15 @@ pub struct RawConfig {
     #[serde(default = "default_request_timeout_secs")]
     #[schemars(range(min = 1, max = 600))]
     pub request_timeout_secs: i64,
+    /// Seconds the events pass stays behind Stripe's clock. Stripe's events list is
+    /// eventually consistent: an event can become listable a little after its `created`
+    /// time, and a sync that read up to "now" would skip it for good. Others who poll
+    /// events read 5 s (Sequin) to 60 s (Estuary) behind; 60 errs on the side of not
+    /// losing a change, at the price of changes of the last minute waiting for the next
+    /// sync. 0 reads up to Stripe's clock.
+    #[serde(default = "default_event_settle_secs")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub event_settle_secs: i64,
     /// Stripe API version sent as `Stripe-Version`. Records keep fields a newer version
     /// adds; the stream schemas describe this default version.
     #[serde(default = "default_stripe_version")]
@@ -121,6 +130,9 @@ const fn default_slice_range() -> i64 {
 }
 fn default_api_base() -> String {
     DEFAULT_API_BASE.to_owned()
+}
+const fn default_event_settle_secs() -> i64 {
+    60
 }
 const fn default_request_timeout_secs() -> i64 {
     60
@@ -198,6 +210,8 @@ pub struct Config {
     pub api_base: url::Url,
     pub stripe_version: String,
     pub request_timeout: std::time::Duration,
+    /// Seconds the events pass stays behind the server's clock.
+    pub event_settle_secs: i64,
 }
 
 impl Config {
@@ -403,7 +417,17 @@ impl Config {
                 ),
             ));
         }
+        if !(0..=3600).contains(&raw.event_settle_secs) {
+            return Err(field(
+                "event_settle_secs",
+                format!(
+                    "must be between 0 and 3600 seconds; got {}",
+                    raw.event_settle_secs
+                ),
+            ));
+        }
         Ok(Config {
+            event_settle_secs: raw.event_settle_secs,
             request_timeout: std::time::Duration::from_secs(raw.request_timeout_secs as u64),
             client_secret: raw.client_secret,
             mode,

@@ -17,6 +17,8 @@ mod errors;
 mod fault_matrix;
 /// Rate limits, 429s, 5xx and broken connections lose nothing.
 mod faults;
+/// Events listable late are still read, thanks to the settle margin.
+mod late_events;
 /// Meltano runs the example project (examples/meltano/) twice.
 mod meltano;
 /// Parquet output: values equal the protocol's, latest versions, kills, DuckDB and pyarrow.
