@@ -15,7 +15,14 @@ use crate::util::{Files, Run, platform_test, read, start_emulator};
 /// emulator lists only 30 s after their `created`; and 2 minutes later, when they are
 /// listable. With the default settle margin every change arrives; with the margin off
 /// (today's behaviour before the fix) the late ones are lost.
-async fn late_events(settle: Option<i64>) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
+async fn late_events(
+    settle: Option<i64>,
+) -> (
+    BTreeSet<String>,
+    BTreeSet<String>,
+    BTreeSet<String>,
+    BTreeSet<String>,
+) {
     let emulator = start_emulator(40).await;
     let emu = emulator.emulator();
     let files = Files::new();
@@ -111,8 +118,14 @@ async fn late_events_are_read_by_the_next_sync() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_margin_late_events_are_lost() {
     let (changed, customers, new_events, events) = late_events(Some(0)).await;
-    assert!(!changed.is_subset(&customers), "changes lost without a margin");
-    assert!(!new_events.is_subset(&events), "events lost without a margin");
+    assert!(
+        !changed.is_subset(&customers),
+        "changes lost without a margin"
+    );
+    assert!(
+        !new_events.is_subset(&events),
+        "events lost without a margin"
+    );
 }
 
 /// The margin is a config field with a clear error when out of range.
@@ -127,5 +140,10 @@ async fn settle_margin_is_validated() {
     assert_ne!(out.code, 0);
     let error: &Value = out.errors()[0];
     assert_eq!(error["failure_type"], "config_error");
-    assert!(error["message"].as_str().unwrap().contains("event_settle_secs"));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("event_settle_secs")
+    );
 }

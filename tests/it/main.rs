@@ -17,6 +17,8 @@ mod errors;
 mod fault_matrix;
 /// Rate limits, 429s, 5xx and broken connections lose nothing.
 mod faults;
+/// SIGKILL at 20 seeded moments, resumed each time: nothing lost, no state too far.
+mod kills;
 /// Events listable late are still read, thanks to the settle margin.
 mod late_events;
 /// Meltano runs the example project (examples/meltano/) twice.
