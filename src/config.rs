@@ -347,16 +347,17 @@ impl Config {
                 )
             })?
             .unix_timestamp();
-        if raw.lookback_window_days < 0 {
+        // Upper bounds: Stripe has existed since 2011, and days × 86,400 must not overflow.
+        if !(0..=36_500).contains(&raw.lookback_window_days) {
             return Err(field(
                 "lookback_window_days",
-                format!("must be 0 or more days; got {}", raw.lookback_window_days),
+                format!("must be 0 to 36500 days; got {}", raw.lookback_window_days),
             ));
         }
-        if raw.slice_range < 1 {
+        if !(1..=36_500).contains(&raw.slice_range) {
             return Err(field(
                 "slice_range",
-                format!("must be at least 1 day; got {}", raw.slice_range),
+                format!("must be 1 to 36500 days; got {}", raw.slice_range),
             ));
         }
 

@@ -25,6 +25,8 @@ pub mod demo;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
+#[cfg(test)]
+mod fuzz_inputs;
 pub mod process;
 pub mod protocol;
 pub mod secret;

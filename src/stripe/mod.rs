@@ -7,6 +7,8 @@
 
 pub mod connect;
 mod error;
+#[cfg(test)]
+mod fuzz;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
