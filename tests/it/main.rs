@@ -7,6 +7,8 @@
 
 mod util;
 
+/// The bad input table: 50+ malformed configs, catalogs, states and command lines.
+mod bad_inputs;
 /// spec, discover, check.
 mod commands;
 /// Stripe Connect: OAuth links and syncs of many accounts.
