@@ -133,6 +133,10 @@ pub enum ConnectCommand {
         /// `http://127.0.0.1:PORT/callback` as a redirect URI.
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Give up when no redirect arrived within this many seconds (default 10 minutes).
+        /// The listener only ever binds 127.0.0.1.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
         #[command(flatten)]
         host: OAuthHost,
         #[command(flatten)]

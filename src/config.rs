@@ -101,6 +101,21 @@ pub struct RawConfig {
     /// Base URL of the Stripe API. Change it only for a proxy or the built-in emulator.
     #[serde(default = "default_api_base")]
     pub api_base: String,
+    /// Seconds one request may take, headers and body, before it is abandoned and
+    /// retried (a stalled connection that sends nothing). Stripe answers in well under a
+    /// second; the default leaves room for slow proxies.
+    #[serde(default = "default_request_timeout_secs")]
+    #[schemars(range(min = 1, max = 600))]
+    pub request_timeout_secs: i64,
+    /// Seconds the events pass stays behind Stripe's clock. Stripe's events list is
+    /// eventually consistent: an event can become listable a little after its `created`
+    /// time, and a sync that read up to "now" would skip it for good. Others who poll
+    /// events read 5 s (Sequin) to 60 s (Estuary) behind; 60 errs on the side of not
+    /// losing a change, at the price of changes of the last minute waiting for the next
+    /// sync. 0 reads up to Stripe's clock.
+    #[serde(default = "default_event_settle_secs")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub event_settle_secs: i64,
     /// Stripe API version sent as `Stripe-Version`. Records keep fields a newer version
     /// adds; the stream schemas describe this default version.
     #[serde(default = "default_stripe_version")]
@@ -115,6 +130,12 @@ const fn default_slice_range() -> i64 {
 }
 fn default_api_base() -> String {
     DEFAULT_API_BASE.to_owned()
+}
+const fn default_event_settle_secs() -> i64 {
+    60
+}
+const fn default_request_timeout_secs() -> i64 {
+    60
 }
 fn default_stripe_version() -> String {
     DEFAULT_STRIPE_VERSION.to_owned()
@@ -188,6 +209,9 @@ pub struct Config {
     pub rate_limit: f64,
     pub api_base: url::Url,
     pub stripe_version: String,
+    pub request_timeout: std::time::Duration,
+    /// Seconds the events pass stays behind the server's clock.
+    pub event_settle_secs: i64,
 }
 
 impl Config {
@@ -323,16 +347,17 @@ impl Config {
                 )
             })?
             .unix_timestamp();
-        if raw.lookback_window_days < 0 {
+        // Upper bounds: Stripe has existed since 2011, and days × 86,400 must not overflow.
+        if !(0..=36_500).contains(&raw.lookback_window_days) {
             return Err(field(
                 "lookback_window_days",
-                format!("must be 0 or more days; got {}", raw.lookback_window_days),
+                format!("must be 0 to 36500 days; got {}", raw.lookback_window_days),
             ));
         }
-        if raw.slice_range < 1 {
+        if !(1..=36_500).contains(&raw.slice_range) {
             return Err(field(
                 "slice_range",
-                format!("must be at least 1 day; got {}", raw.slice_range),
+                format!("must be 1 to 36500 days; got {}", raw.slice_range),
             ));
         }
 
@@ -369,13 +394,42 @@ impl Config {
                     ),
                 )
             })?;
+        if !crate::secret::key_may_travel_to(&api_base) {
+            return Err(field(
+                "api_base",
+                format!(
+                    "`{}` is plain http to a host that is not this machine: the API key would travel unencrypted. Use https:// (plain http:// is only for a loopback address such as the emulator on 127.0.0.1)",
+                    raw.api_base
+                ),
+            ));
+        }
         if raw.stripe_version.trim().is_empty() {
             return Err(field(
                 "stripe_version",
                 format!("is empty; leave it out to use {DEFAULT_STRIPE_VERSION}"),
             ));
         }
+        if !(1..=600).contains(&raw.request_timeout_secs) {
+            return Err(field(
+                "request_timeout_secs",
+                format!(
+                    "must be between 1 and 600 seconds; got {}",
+                    raw.request_timeout_secs
+                ),
+            ));
+        }
+        if !(0..=3600).contains(&raw.event_settle_secs) {
+            return Err(field(
+                "event_settle_secs",
+                format!(
+                    "must be between 0 and 3600 seconds; got {}",
+                    raw.event_settle_secs
+                ),
+            ));
+        }
         Ok(Config {
+            event_settle_secs: raw.event_settle_secs,
+            request_timeout: std::time::Duration::from_secs(raw.request_timeout_secs as u64),
             client_secret: raw.client_secret,
             mode,
             accounts,
@@ -542,6 +596,39 @@ mod tests {
         for (json, needle) in cases {
             let err = parse(json.clone()).unwrap_err().to_string();
             assert!(err.contains(needle), "{json} → {err}");
+            assert!(!err.contains("abcdefgh12345678"), "{err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        let key = "sk_test_abcdefgh12345678";
+        for base in [
+            "http://127.0.0.1:12111",
+            "http://127.8.9.10",
+            "http://localhost:8080",
+            "http://[::1]:9000",
+            "https://api.stripe.com",
+            "https://10.0.0.5:8443",
+        ] {
+            let config = parse(serde_json::json!({"client_secret": key, "api_base": base}));
+            assert!(config.is_ok(), "{base}: {:?}", config.err());
+        }
+        for base in [
+            "http://api.stripe.com",
+            "http://10.0.0.5:8080",
+            "http://[2001:db8::1]",
+            "http://0.0.0.0:12111",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+        ] {
+            let err = parse(serde_json::json!({"client_secret": key, "api_base": base}))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`api_base`") && err.contains("https"),
+                "{base}: {err}"
+            );
             assert!(!err.contains("abcdefgh12345678"), "{err}");
         }
     }

@@ -85,6 +85,8 @@ pub async fn run(output_dir: &Path, size: usize) -> Result<()> {
             "api_base": running.base_url(),
             // The emulator is local: no need to hold back to Stripe's test-mode limit.
             "call_rate_limit": 10_000,
+            // The emulator lists every event at once: nothing to wait for.
+            "event_settle_secs": 0,
         })
         .to_string(),
     )?;

@@ -27,6 +27,8 @@ pub mod demo;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod error;
+#[cfg(test)]
+mod fuzz_inputs;
 pub mod process;
 pub mod protocol;
 pub mod secret;
@@ -187,6 +189,7 @@ async fn connect(command: cli::ConnectCommand) -> Result<()> {
             client_id,
             scope,
             port,
+            timeout_secs,
             host,
             output,
         } => {
@@ -210,7 +213,12 @@ async fn connect(command: cli::ConnectCommand) -> Result<()> {
                 "Open this URL in a browser and connect the account; waiting on {redirect_uri} …"
             );
             print_json(&serde_json::json!({"authorize_url": url.as_str(), "state": state}))?;
-            let code = connect::receive_code(&listener, &state).await?;
+            let code = connect::receive_code(
+                &listener,
+                &state,
+                std::time::Duration::from_secs(timeout_secs),
+            )
+            .await?;
             let linked =
                 connect::exchange_code(&host.oauth_base, &config.client_secret, &code).await?;
             linked_out(linked, &output)
@@ -319,6 +327,7 @@ pub fn client_for(config: &Config) -> Result<stripe::Client> {
         },
         rate_limit: config.rate_limit,
         max_in_flight: config.num_workers,
+        request_timeout: config.request_timeout,
     })?)
 }
 

@@ -57,6 +57,18 @@ impl JsonSchema for Secret {
     }
 }
 
+/// Whether the API key may be sent to `url`: over HTTPS anywhere, over plain HTTP only to
+/// a loopback address (`localhost`, `127.0.0.0/8`, `::1`: the emulator, a local proxy).
+pub(crate) fn key_may_travel_to(url: &url::Url) -> bool {
+    match (url.scheme(), url.host()) {
+        ("https", _) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(name))) => name.eq_ignore_ascii_case("localhost"),
+        _ => false,
+    }
+}
+
 /// Replaces anything that looks like a Stripe secret (`sk_…`, `rk_…`, `rt_…`, `ac_…`)
 /// in a text from elsewhere (an error body, a URL) with a redacted form that keeps the
 /// prefix and the last four characters, as Stripe's own messages do.

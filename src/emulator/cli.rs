@@ -70,6 +70,7 @@ impl Args {
                 server_error_rate: self.server_error_rate,
                 drop_rate: self.drop_rate,
                 truncate_rate: self.truncate_rate,
+                ..Faults::default()
             },
             ..Config::default()
         }

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
+use futures::StreamExt;
 
 use super::Faults;
 use super::rng::Rng;
@@ -48,6 +49,20 @@ pub(crate) enum Fault {
     ServerError,
     /// 429 `rate_limit`.
     TooMany,
+    /// 429 with `Stripe-Should-Retry: false`.
+    NoRetry429,
+    /// 502 with a proxy's HTML page.
+    ProxyHtml,
+    /// A 200 whose JSON is cut half way, with framing that matches the cut.
+    CutJson,
+    /// A 200 sent slowly, in parts.
+    Trickle,
+    /// Nothing is sent for a while, then the connection closes.
+    Stall,
+    /// A list page with no objects and `has_more: true`.
+    EmptyWithMore,
+    /// A 200 far larger than any Stripe page.
+    Oversized,
 }
 
 /// The fault of request number `counter`: independent pseudo-random draws from the seed, in
@@ -59,10 +74,19 @@ pub(crate) fn decide(faults: &Faults, seed: u64, counter: u64) -> Fault {
         (faults.truncate_rate, Fault::Truncate),
         (faults.server_error_rate, Fault::ServerError),
         (faults.too_many_requests_rate, Fault::TooMany),
+        // Drawn after the four above, so their choices stay what they were.
+        (faults.no_retry_429_rate, Fault::NoRetry429),
+        (faults.proxy_html_502_rate, Fault::ProxyHtml),
+        (faults.cut_json_rate, Fault::CutJson),
+        (faults.trickle_rate, Fault::Trickle),
+        (faults.stall_rate, Fault::Stall),
+        (faults.empty_page_with_more_rate, Fault::EmptyWithMore),
+        (faults.oversized_rate, Fault::Oversized),
     ];
-    for (rate, fault) in order {
+    for (index, (rate, fault)) in order.into_iter().enumerate() {
         let draw = rng.unit();
-        if rate > 0.0 && draw < rate {
+        let applies = index < 4 || counter >= faults.from_request;
+        if applies && rate > 0.0 && draw < rate {
             return fault;
         }
     }
@@ -87,6 +111,61 @@ pub(crate) fn truncated_body(full: String) -> Body {
     let head = bytes.split_to(bytes.len() / 2);
     Body::from_stream(futures::stream::iter([Ok(head), Err(broken())]))
 }
+
+/// Whether the outage is on for this request; starts it when its request comes.
+pub(crate) fn in_outage(
+    faults: &Faults,
+    started: &std::sync::Mutex<Option<Instant>>,
+    counter: u64,
+) -> bool {
+    let Some(outage) = faults.outage else {
+        return false;
+    };
+    if counter < outage.after_requests {
+        return false;
+    }
+    let mut started = super::lock(started);
+    let start = *started.get_or_insert_with(Instant::now);
+    start.elapsed() < outage.duration
+}
+
+/// A body sent in 8 parts with `delay` between them.
+pub(crate) fn trickled_body(full: String, delay: std::time::Duration) -> Body {
+    let bytes = Bytes::from(full);
+    let part = bytes.len().div_ceil(8).max(1);
+    let parts: Vec<Bytes> = (0..bytes.len())
+        .step_by(part)
+        .map(|i| bytes.slice(i..(i + part).min(bytes.len())))
+        .collect();
+    let stream =
+        futures::stream::iter(parts.into_iter().enumerate()).then(move |(i, p)| async move {
+            if i > 0 {
+                tokio::time::sleep(delay).await;
+            }
+            Ok::<Bytes, std::io::Error>(p)
+        });
+    Body::from_stream(stream)
+}
+
+/// A well-formed-looking list answer of `size` bytes, streamed in 64 KiB parts without
+/// ever holding it whole.
+pub(crate) fn oversized_body(size: usize) -> Body {
+    const PART: usize = 64 * 1024;
+    let head = Bytes::from_static(br#"{"object":"list","data":[{"id":"pad","padding":""#);
+    let tail = Bytes::from_static(br#""}],"has_more":false,"url":"/v1/pad"}"#);
+    let pad = Bytes::from(vec![b'a'; PART]);
+    let parts = size.saturating_sub(head.len() + tail.len()).div_ceil(PART);
+    let stream = futures::stream::iter(
+        std::iter::once(head)
+            .chain(std::iter::repeat_n(pad, parts))
+            .chain(std::iter::once(tail))
+            .map(Ok::<Bytes, std::io::Error>),
+    );
+    Body::from_stream(stream)
+}
+
+/// A proxy's 502 page.
+pub(crate) const PROXY_502_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
 #[cfg(test)]
 mod unit {

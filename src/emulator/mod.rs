@@ -157,6 +157,50 @@ pub struct Faults {
     pub drop_rate: f64,
     /// Fraction whose 200 body stream ends with an error half way.
     pub truncate_rate: f64,
+
+    // Reliability faults (issue 15): what networks, proxies and Stripe itself do wrong.
+    /// The rates of this block apply only to requests numbered from here on (counted
+    /// from the emulator's start), so a test can break a sync half way.
+    pub from_request: u64,
+    /// Seconds sent as `Retry-After` on every 429 (none when `None`).
+    pub retry_after_secs: Option<u64>,
+    /// Fraction answered 429 with `Stripe-Should-Retry: false`.
+    pub no_retry_429_rate: f64,
+    /// Fraction answered 502 with a proxy's HTML error page (no Stripe headers).
+    pub proxy_html_502_rate: f64,
+    /// Fraction whose 200 body is cut half way with matching framing (`Content-Length`
+    /// of the cut): the HTTP exchange looks complete, the JSON is not.
+    pub cut_json_rate: f64,
+    /// Fraction whose body is sent in 8 parts with [`Faults::trickle_delay`] between.
+    pub trickle_rate: f64,
+    /// Pause between the parts of a trickled body.
+    pub trickle_delay: std::time::Duration,
+    /// Fraction where the connection is accepted and nothing is sent for
+    /// [`Faults::stall`], then closed.
+    pub stall_rate: f64,
+    /// How long a stalled request sends nothing.
+    pub stall: std::time::Duration,
+    /// Fraction of list answers replaced by `{"data": [], "has_more": true}`.
+    pub empty_page_with_more_rate: f64,
+    /// Fraction of answers replaced by a 200 body of [`Faults::oversized_bytes`] bytes
+    /// (sent chunked, without `Content-Length`).
+    pub oversized_rate: f64,
+    /// Size of an oversized body.
+    pub oversized_bytes: usize,
+    /// Every `/v1` request fails with 503 for a while, then the emulator recovers.
+    pub outage: Option<Outage>,
+    /// An event is listable on `/v1/events` only this many seconds (emulator clock)
+    /// after its `created`: Stripe's events list is eventually consistent.
+    pub event_visibility_delay_secs: i64,
+}
+
+/// A stretch of wall time in which every `/v1` request fails with 503.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Outage {
+    /// It starts at the request with this number (counted from the emulator's start).
+    pub after_requests: u64,
+    /// It lasts this long (wall time) from its first failed request.
+    pub duration: std::time::Duration,
 }
 
 /// Whose data: the platform (`account: None`) or a connected account, in test or live mode.
@@ -272,6 +316,10 @@ pub(crate) struct Inner {
     pub(crate) log: Mutex<Vec<LoggedRequest>>,
     pub(crate) counter: AtomicU64,
     pub(crate) buckets: Mutex<HashMap<Scope, faults::TokenBucket>>,
+    /// Requests answered with an injected fault (any kind) so far.
+    pub(crate) injected: AtomicU64,
+    /// When the current [`Faults::outage`] began (wall clock).
+    pub(crate) outage_started: Mutex<Option<std::time::Instant>>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the emulator's
@@ -365,6 +413,8 @@ impl Emulator {
                 log: Mutex::new(Vec::new()),
                 counter: AtomicU64::new(0),
                 buckets: Mutex::new(HashMap::new()),
+                outage_started: Mutex::new(None),
+                injected: AtomicU64::new(0),
                 config,
             }),
         }
@@ -395,6 +445,13 @@ impl Emulator {
     pub fn set_faults(&self, faults: Faults) {
         *write(&self.inner.faults) = faults;
         lock(&self.inner.buckets).clear();
+        *lock(&self.inner.outage_started) = None;
+    }
+
+    /// Requests answered with an injected fault (a drop, an error, a broken or slow
+    /// body, an outage) so far: a fault test checks its faults really happened.
+    pub fn injected_faults(&self) -> u64 {
+        self.inner.injected.load(Ordering::Relaxed)
     }
 
     /// The current fault settings.

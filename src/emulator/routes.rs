@@ -239,6 +239,16 @@ impl ApiError {
         e
     }
 
+    fn unavailable() -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            "Stripe is temporarily unavailable. Please try again shortly.",
+        );
+        e.retry = true;
+        e
+    }
+
     fn server_error() -> ApiError {
         let mut e = ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -387,6 +397,12 @@ fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Auth, ApiError> {
 enum Reply {
     Ok(String),
     Err(ApiError),
+    /// An error sent with `Stripe-Should-Retry: false`.
+    NoRetry(ApiError),
+    /// A proxy's HTML 502 page.
+    ProxyHtml,
+    /// Nothing for [`super::Faults::stall`], then the connection closes.
+    Stall,
     Drop,
 }
 
@@ -399,7 +415,7 @@ async fn v1(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or(API_VERSION)
         .to_string();
-    let (reply, truncate) = handle(&inner, &req, counter, &faults);
+    let (reply, fault) = handle(&inner, &req, counter, &faults);
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
@@ -407,26 +423,62 @@ async fn v1(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         "req_{}",
         Rng::derive(inner.config.seed, &[counter, 3]).alnum(14)
     );
-    let (status, body, retry) = match reply {
-        Reply::Ok(body) if truncate => {
+    let dropped = || {
+        let mut resp = Response::new(faults::dropped_body());
+        resp.extensions_mut().insert(Dropped);
+        resp
+    };
+    let (status, body, retry) = match (reply, fault) {
+        (Reply::Ok(body), Fault::Truncate) => {
             let len = body.len();
             let mut resp = Response::new(faults::truncated_body(body));
             if let Ok(v) = HeaderValue::from_str(&len.to_string()) {
                 resp.headers_mut().insert(header::CONTENT_LENGTH, v);
             }
-            return finish(&inner, resp, &request_id, &version, false);
+            return finish(&inner, resp, &request_id, &version, None, &faults);
         }
-        Reply::Ok(body) => (StatusCode::OK, body, false),
-        Reply::Err(e) => (e.status, e.body(), e.retry),
-        Reply::Drop => {
-            let mut resp = Response::new(faults::dropped_body());
-            resp.extensions_mut().insert(Dropped);
+        (Reply::Ok(mut body), Fault::CutJson) => {
+            body.truncate(body.len() / 2);
+            (StatusCode::OK, body, None)
+        }
+        (Reply::Ok(body), Fault::Trickle) => {
+            let resp = Response::new(faults::trickled_body(body, faults.trickle_delay));
+            return finish(&inner, resp, &request_id, &version, None, &faults);
+        }
+        (Reply::Ok(body), Fault::EmptyWithMore)
+            if body.starts_with(r#"{"object":"list""#) || body.contains(r#""object":"list""#) =>
+        {
+            let url = req.uri().path().to_string();
+            let page =
+                serde_json::json!({"object": "list", "data": [], "has_more": true, "url": url});
+            (StatusCode::OK, page.to_string(), None)
+        }
+        (Reply::Ok(_), Fault::Oversized) => {
+            let resp = Response::new(faults::oversized_body(faults.oversized_bytes));
+            return finish(&inner, resp, &request_id, &version, None, &faults);
+        }
+        (Reply::Ok(body), _) => (StatusCode::OK, body, None),
+        (Reply::Err(e), _) => {
+            let retry = e.retry.then_some("true");
+            (e.status, e.body(), retry)
+        }
+        (Reply::NoRetry(e), _) => (e.status, e.body(), Some("false")),
+        (Reply::ProxyHtml, _) => {
+            let mut resp = Response::new(Body::from(faults::PROXY_502_PAGE));
+            *resp.status_mut() = StatusCode::BAD_GATEWAY;
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
             return resp;
         }
+        (Reply::Stall, _) => {
+            tokio::time::sleep(faults.stall).await;
+            return dropped();
+        }
+        (Reply::Drop, _) => return dropped(),
     };
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    finish(&inner, resp, &request_id, &version, retry)
+    finish(&inner, resp, &request_id, &version, retry, &faults)
 }
 
 fn finish(
@@ -434,8 +486,10 @@ fn finish(
     mut resp: Response,
     request_id: &str,
     version: &str,
-    retry: bool,
+    should_retry: Option<&'static str>,
+    faults: &super::Faults,
 ) -> Response {
+    let too_many = resp.status() == StatusCode::TOO_MANY_REQUESTS;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -455,46 +509,67 @@ fn finish(
             h.insert(name, v);
         }
     }
-    if retry {
-        h.insert("stripe-should-retry", HeaderValue::from_static("true"));
+    if let Some(value) = should_retry {
+        h.insert("stripe-should-retry", HeaderValue::from_static(value));
+    }
+    if let Some(secs) = faults.retry_after_secs.filter(|_| too_many)
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        h.insert(header::RETRY_AFTER, v);
     }
     resp
 }
 
-/// Everything about a `/v1` request except the headers; the flag asks for truncation.
-fn handle(inner: &Inner, req: &Request, counter: u64, faults: &super::Faults) -> (Reply, bool) {
+/// Everything about a `/v1` request except the headers, and the fault chosen for it
+/// (applied by the caller to a successful answer).
+fn handle(inner: &Inner, req: &Request, counter: u64, faults: &super::Faults) -> (Reply, Fault) {
     let auth = match authenticate(inner, req.headers()) {
         Ok(a) => a,
-        Err(e) => return (Reply::Err(e), false),
+        Err(e) => return (Reply::Err(e), Fault::None),
     };
+    let injected = || {
+        inner
+            .injected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    };
+    if faults::in_outage(faults, &inner.outage_started, counter) {
+        injected();
+        return (Reply::Err(ApiError::unavailable()), Fault::None);
+    }
     if let Some(rate) = faults.rate_limit_per_sec.filter(|r| *r > 0.0) {
         let allowed = lock(&inner.buckets)
             .entry(auth.scope.clone())
             .or_insert_with(|| TokenBucket::new(rate))
             .take(rate);
         if !allowed {
-            return (Reply::Err(ApiError::rate_limited()), false);
+            injected();
+            return (Reply::Err(ApiError::rate_limited()), Fault::None);
         }
     }
-    let mut truncate = false;
-    match faults::decide(faults, inner.config.seed, counter) {
-        Fault::None => {}
-        Fault::Drop => return (Reply::Drop, false),
-        Fault::Truncate => truncate = true,
-        Fault::ServerError => return (Reply::Err(ApiError::server_error()), false),
-        Fault::TooMany => return (Reply::Err(ApiError::rate_limited()), false),
+    let fault = faults::decide(faults, inner.config.seed, counter);
+    if fault != Fault::None {
+        injected();
+    }
+    match fault {
+        Fault::Drop => return (Reply::Drop, fault),
+        Fault::ServerError => return (Reply::Err(ApiError::server_error()), fault),
+        Fault::TooMany => return (Reply::Err(ApiError::rate_limited()), fault),
+        Fault::NoRetry429 => return (Reply::NoRetry(ApiError::rate_limited()), fault),
+        Fault::ProxyHtml => return (Reply::ProxyHtml, fault),
+        Fault::Stall => return (Reply::Stall, fault),
+        _ => {}
     }
     let path = req.uri().path();
     if req.method() != Method::GET {
         return (
             Reply::Err(ApiError::unrecognized(req.method(), path)),
-            false,
+            Fault::None,
         );
     }
     let query = req.uri().query().unwrap_or_default();
     match serve_get(inner, &auth, path, query) {
-        Ok(body) => (Reply::Ok(body), truncate),
-        Err(e) => (Reply::Err(e), false),
+        Ok(body) => (Reply::Ok(body), fault),
+        Err(e) => (Reply::Err(e), Fault::None),
     }
 }
 
@@ -969,6 +1044,8 @@ fn list(
         }
     }
     let sub_status = lp.sub_status.as_deref();
+    // Stripe's events list is eventually consistent: a new event shows up late.
+    let visible_until = inner.clock.now() - read(&inner.faults).event_visibility_delay_secs;
     let filter = |o: &Obj| -> bool {
         lp.equals.iter().all(|(f, v)| o.has(f, v))
             && lp.any_of.iter().all(|(f, vs)| {
@@ -985,6 +1062,7 @@ fn list(
                 .event_type
                 .as_deref()
                 .is_none_or(|p| o.field("type").is_some_and(|t| type_matches(p, t)))
+            && (stream != Stream::Events || o.created <= visible_until)
             && (stream != Stream::Subscriptions
                 || match sub_status {
                     None => !o.has("status", "canceled"),

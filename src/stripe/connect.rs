@@ -33,12 +33,22 @@ pub enum Error {
     Denied { error: String, description: String },
     #[error("the redirect listener failed: {0}")]
     Listener(String),
+    #[error(
+        "`--oauth-base` {0} is plain http to a host that is not this machine: the secret key would travel unencrypted. Use https:// (plain http:// only to a loopback address)"
+    )]
+    Insecure(String),
+    #[error(
+        "no redirect from Stripe reached the listener within {0} s; run `connect listen` again (or raise --timeout-secs) and finish linking in the browser sooner"
+    )]
+    TimedOut(u64),
 }
 
 impl Error {
     pub fn failure_type(&self) -> crate::error::FailureType {
         match self {
-            Error::Http { .. } | Error::Listener(_) => crate::error::FailureType::TransientError,
+            Error::Http { .. } | Error::Listener(_) | Error::TimedOut(_) => {
+                crate::error::FailureType::TransientError
+            }
             _ => crate::error::FailureType::ConfigError,
         }
     }
@@ -162,6 +172,9 @@ async fn post<T: for<'de> Deserialize<'de>>(
     let url = url::Url::parse(oauth_base)
         .and_then(|base| base.join(path))
         .map_err(|_| Error::Url(oauth_base.to_owned()))?;
+    if !crate::secret::key_may_travel_to(&url) {
+        return Err(Error::Insecure(oauth_base.to_owned()));
+    }
     let fail = |message: String| Error::Http {
         url: url.to_string(),
         message: redact_secrets(&message),
@@ -236,13 +249,28 @@ pub async fn deauthorize(
     Ok(answer.stripe_user_id)
 }
 
+/// How long one browser connection may take to send its request line: a connection
+/// that sends nothing must not keep the real redirect waiting.
+const REQUEST_LINE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Waits on `listener` for the merchant's browser to come back from Stripe's authorize
 /// page, checks `state`, and returns the code. The browser gets a short page saying
-/// what happened.
+/// what happened. Gives up after `timeout`.
 ///
 /// # Errors
-/// `StateMismatch` for a foreign state, `Denied` when the merchant declined, `Listener`.
-pub async fn receive_code(listener: &TcpListener, state: &str) -> Result<String, Error> {
+/// `StateMismatch` for a foreign state, `Denied` when the merchant declined, `TimedOut`,
+/// `Listener`.
+pub async fn receive_code(
+    listener: &TcpListener,
+    state: &str,
+    timeout: Duration,
+) -> Result<String, Error> {
+    tokio::time::timeout(timeout, receive_code_forever(listener, state))
+        .await
+        .unwrap_or(Err(Error::TimedOut(timeout.as_secs())))
+}
+
+async fn receive_code_forever(listener: &TcpListener, state: &str) -> Result<String, Error> {
     loop {
         let (mut socket, _) = listener
             .accept()
@@ -250,10 +278,12 @@ pub async fn receive_code(listener: &TcpListener, state: &str) -> Result<String,
             .map_err(|err| Error::Listener(err.to_string()))?;
         let mut reader = BufReader::new(&mut socket);
         let mut request_line = String::new();
-        reader
-            .read_line(&mut request_line)
-            .await
-            .map_err(|err| Error::Listener(err.to_string()))?;
+        match tokio::time::timeout(REQUEST_LINE_TIMEOUT, reader.read_line(&mut request_line)).await
+        {
+            Ok(Ok(_)) => {}
+            // A silent or broken connection is not the redirect: wait for the next one.
+            Ok(Err(_)) | Err(_) => continue,
+        }
         // GET /callback?code=…&state=… HTTP/1.1
         let target = request_line.split_whitespace().nth(1).unwrap_or("/");
         let Ok(url) = url::Url::parse("http://localhost").and_then(|base| base.join(target)) else {

@@ -28,6 +28,15 @@ pub enum Error {
         message: String,
         request_id: String,
     },
+    /// 429 with `Stripe-Should-Retry: false`: Stripe says retrying would not help.
+    #[error(
+        "Stripe refused GET {path} with 429 and `Stripe-Should-Retry: false` ({message}, request {request_id}); not retried. The saved state lets the next sync resume; if it persists, lower `call_rate_limit` or `num_workers`, or ask Stripe support with the request id"
+    )]
+    RateLimitedNoRetry {
+        path: String,
+        message: String,
+        request_id: String,
+    },
     /// Retries used up on 429s, 5xx or network errors.
     #[error("GET {path} failed after {attempts} attempts; last error: {last}")]
     Exhausted {
@@ -48,7 +57,9 @@ impl Error {
             Error::Unauthorized { .. }
             | Error::AccountInvalid { .. }
             | Error::PermissionDenied { .. } => FailureType::ConfigError,
-            Error::Exhausted { .. } => FailureType::TransientError,
+            Error::Exhausted { .. } | Error::RateLimitedNoRetry { .. } => {
+                FailureType::TransientError
+            }
             Error::Rejected { .. } | Error::InvalidResponse { .. } | Error::Setup(_) => {
                 FailureType::SystemError
             }

@@ -7,6 +7,8 @@
 
 pub mod connect;
 mod error;
+#[cfg(test)]
+mod fuzz;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -23,10 +25,22 @@ use error::ErrorBody;
 
 use crate::secret::{Secret, redact_secrets};
 
-/// Attempts per request before giving up (the first try included).
+/// Attempts per request before giving up on 5xx, network errors and broken bodies (the
+/// first try included): with backoff from 0.25 s doubling to 20 s, the last one comes
+/// at least 31.75 s after the first, so a half-minute outage is ridden out.
 const MAX_ATTEMPTS: u32 = 8;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Retries of one request on 429 (with `Retry-After`, or backoff up to 5 s): being
+/// throttled is Stripe saying "slower", not "broken", so it has a budget of its own.
+const MAX_THROTTLED_ATTEMPTS: u32 = 40;
+/// How a throttled attempt's reason starts.
+const THROTTLED: &str = "429 rate limited";
+/// The longest one request may take by default (headers and body).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer the client reads. A Stripe page holds at most 100 objects, a few
+/// hundred KiB even with expansions; an answer past this is not a Stripe page (a proxy
+/// gone wrong, a misrouted download), and reading on would only grow memory.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// What the client needs to know.
 #[derive(Debug, Clone)]
@@ -40,6 +54,9 @@ pub struct ClientConfig {
     pub rate_limit: f64,
     /// Requests in flight at once.
     pub max_in_flight: usize,
+    /// The longest one request may take, headers and body: a stalled connection is
+    /// abandoned after it and the request retried.
+    pub request_timeout: Duration,
 }
 
 /// Counters a benchmark or a log line reads.
@@ -70,11 +87,149 @@ impl Page {
     /// # Errors
     /// `InvalidResponse` when the body is not a Stripe list.
     pub fn parse(&self) -> Result<PageRef<'_>, Error> {
-        serde_json::from_slice(&self.body).map_err(|err| Error::InvalidResponse {
-            path: self.path.clone(),
-            message: err.to_string(),
-        })
+        let page: PageRef<'_> =
+            serde_json::from_slice(&self.body).map_err(|err| Error::InvalidResponse {
+                path: self.path.clone(),
+                message: err.to_string(),
+            })?;
+        check_page(&self.path, page.has_more, page.data.len())?;
+        Ok(page)
     }
+}
+
+/// A list page that says more follow but holds nothing has no cursor to go on from:
+/// following it would ask the same page forever, stopping would silently lose the rest.
+fn check_page(path: &str, has_more: bool, objects: usize) -> Result<(), Error> {
+    if has_more && objects == 0 {
+        return Err(Error::InvalidResponse {
+            path: path.to_owned(),
+            message: "the page says `has_more: true` but holds no objects, so there is no \
+                      `starting_after` to continue from; the stream stops here instead of \
+                      looping (is a proxy rewriting Stripe's answers?)"
+                .to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// What a 2xx body must be.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// One JSON object.
+    Object,
+    /// A list page: `data` and `has_more`.
+    List,
+}
+
+/// Checks a 2xx body before it is handed on: broken JSON (a body cut short with framing
+/// that hid it) is worth another try; a well-formed answer that is not what Stripe
+/// sends is not.
+fn check_body(path: &str, shape: Shape, body: &[u8]) -> Option<Attempt> {
+    #[derive(Deserialize)]
+    struct ListCheck {
+        data: Vec<serde::de::IgnoredAny>,
+        has_more: bool,
+    }
+    let parsed = match shape {
+        Shape::Object => serde_json::from_slice::<serde::de::IgnoredAny>(body).map(|_| None),
+        Shape::List => serde_json::from_slice::<ListCheck>(body).map(Some),
+    };
+    match parsed {
+        Ok(None) => None,
+        Ok(Some(list)) => check_page(path, list.has_more, list.data.len())
+            .err()
+            .map(Attempt::Fail),
+        Err(err) if err.is_eof() || err.is_syntax() => Some(Attempt::Retry {
+            after: None,
+            why: format!("the answer is not complete JSON ({err})"),
+        }),
+        Err(err) => Some(Attempt::Fail(Error::InvalidResponse {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })),
+    }
+}
+
+/// How a non-2xx answer ends: retried, or an error. `account` is the `Stripe-Account`
+/// sent. Pure, so every status and body can be tried in tests.
+fn classify_error(
+    path: &str,
+    account: Option<&str>,
+    status: u16,
+    should_retry: Option<&str>,
+    retry_after: Option<Duration>,
+    request_id: String,
+    body: &[u8],
+) -> Attempt {
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .unwrap_or_default()
+        .error;
+    let message = redact_secrets(&detail.message.unwrap_or_else(|| {
+        let text: String = String::from_utf8_lossy(body).chars().take(300).collect();
+        if text.trim_start().starts_with('<') {
+            format!("an HTML page, not Stripe's JSON (a proxy or load balancer answered): {text}")
+        } else {
+            text
+        }
+    }));
+    let retry_allowed = should_retry != Some("false");
+    match status {
+        429 if retry_allowed => Attempt::Retry {
+            after: retry_after,
+            why: format!("{THROTTLED}: {message}"),
+        },
+        // Stripe says a retry would not help: one clear error, not a blind retry loop.
+        429 => Attempt::Fail(Error::RateLimitedNoRetry {
+            path: path.to_owned(),
+            message,
+            request_id,
+        }),
+        401 => Attempt::Fail(Error::Unauthorized { message }),
+        403 if detail.code.as_deref() == Some("account_invalid") => {
+            Attempt::Fail(Error::AccountInvalid {
+                account: account.unwrap_or_default().to_owned(),
+                message,
+            })
+        }
+        403 => Attempt::Fail(Error::PermissionDenied {
+            path: path.to_owned(),
+            message,
+        }),
+        409 | 500..=599 if retry_allowed => Attempt::Retry {
+            after: retry_after,
+            why: format!("{status}: {message}"),
+        },
+        code if should_retry == Some("true") => Attempt::Retry {
+            after: retry_after,
+            why: format!("{code}: {message}"),
+        },
+        code => Attempt::Fail(Error::Rejected {
+            path: path.to_owned(),
+            status: code,
+            message,
+            request_id,
+        }),
+    }
+}
+
+/// Reads a body up to [`MAX_BODY_BYTES`]. `Ok(None)` when it is larger.
+async fn read_capped(
+    response: &mut reqwest::Response,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+    {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
 }
 
 /// A GET-only Stripe client. Cheap to clone; clones share the rate limit, the
@@ -114,7 +269,7 @@ impl Client {
     /// `Setup` when the TLS stack cannot be initialised.
     pub fn try_new(config: ClientConfig) -> Result<Client, Error> {
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(config.request_timeout)
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("source-stripe/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(config.max_in_flight.max(1))
@@ -175,7 +330,7 @@ impl Client {
     /// # Errors
     /// See [`Client::get`].
     pub async fn get_object(&self, path: &str) -> Result<Box<RawValue>, Error> {
-        let body = self.get(path, &[]).await?;
+        let body = self.get_shaped(path, &[], Shape::Object).await?;
         serde_json::from_slice(&body).map_err(|err| Error::InvalidResponse {
             path: path.to_owned(),
             message: err.to_string(),
@@ -187,7 +342,7 @@ impl Client {
     /// # Errors
     /// See [`Client::get`].
     pub async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Page, Error> {
-        let body = self.get(path, query).await?;
+        let body = self.get_shaped(path, query, Shape::List).await?;
         Ok(Page {
             path: path.to_owned(),
             body,
@@ -204,6 +359,15 @@ impl Client {
     /// `Unauthorized` (401), `AccountInvalid` / `PermissionDenied` (403), `Rejected`
     /// (other 4xx), `Exhausted` when retries ran out.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<bytes::Bytes, Error> {
+        self.get_shaped(path, query, Shape::Object).await
+    }
+
+    async fn get_shaped(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        shape: Shape,
+    ) -> Result<bytes::Bytes, Error> {
         let mut url = self.config.api_base.clone();
         url.set_path(path);
         if !query.is_empty() {
@@ -212,27 +376,35 @@ impl Client {
                 pairs.append_pair(name, value);
             }
         }
-        let mut backoff = backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(250))
-            .with_max_delay(Duration::from_secs(20))
-            .with_jitter()
-            .with_max_times(MAX_ATTEMPTS as usize)
-            .build();
+        let backoff = |times: u32, max: Duration| {
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(250))
+                .with_max_delay(max)
+                .with_jitter()
+                .with_max_times(times as usize)
+                .build()
+        };
+        // Failures (5xx, network, broken bodies) and throttling (429) have budgets of
+        // their own: a 429 storm only says "slower", and must not use up the attempts
+        // an outage needs, nor the other way round.
+        let mut failed = backoff(MAX_ATTEMPTS - 1, Duration::from_secs(20));
+        let mut throttled = backoff(MAX_THROTTLED_ATTEMPTS, Duration::from_secs(5));
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let outcome = self.attempt(path, url.clone()).await;
+            let outcome = self.attempt(path, url.clone(), shape).await;
             let (after, why) = match outcome {
                 Attempt::Done(body) => return Ok(body),
                 Attempt::Fail(err) => return Err(err),
                 Attempt::Retry { after, why } => (after, why),
             };
-            let delay = match (after, backoff.next()) {
-                _ if attempts >= MAX_ATTEMPTS => None,
-                (Some(after), Some(_)) => Some(after),
-                (None, next) => next,
-                (Some(_), None) => None,
+            let next = if why.starts_with(THROTTLED) {
+                throttled.next()
+            } else {
+                failed.next()
             };
+            // Retry-After wins over the backoff, but never extends the budget.
+            let delay = next.map(|next| after.unwrap_or(next));
             let Some(delay) = delay else {
                 return Err(Error::Exhausted {
                     path: path.to_owned(),
@@ -246,7 +418,7 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, path: &str, url: url::Url) -> Attempt {
+    async fn attempt(&self, path: &str, url: url::Url, shape: Shape) -> Attempt {
         let pause = self.paused_until_ms.load(Ordering::Relaxed) - crate::protocol::now_ms();
         if pause > 0 {
             tokio::time::sleep(Duration::from_millis(pause as u64)).await;
@@ -264,7 +436,7 @@ impl Client {
         if let Some(account) = &self.config.account {
             request = request.header("Stripe-Account", account);
         }
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
                 return Attempt::Retry {
@@ -293,67 +465,48 @@ impl Client {
         };
         let should_retry = header("stripe-should-retry");
         let retry_after = header("retry-after")
-            .and_then(|v| v.parse::<f64>().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|secs| secs.is_finite())
             .map(|secs| Duration::from_secs_f64(secs.clamp(0.0, 60.0)));
         let request_id = header("request-id").unwrap_or_default();
-        let body = match response.bytes().await {
-            Ok(body) => body,
+        let body = match read_capped(&mut response).await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                return Attempt::Fail(Error::InvalidResponse {
+                    path: path.to_owned(),
+                    message: format!(
+                        "the answer is larger than {} MiB, far more than any Stripe page; \
+                         stopped reading it (is api_base pointing at Stripe or a proxy of it?)",
+                        MAX_BODY_BYTES / (1024 * 1024)
+                    ),
+                });
+            }
             Err(err) => {
                 return Attempt::Retry {
                     after: None,
-                    why: format!("reading the body failed: {err}"),
+                    why: redact_secrets(&format!("reading the body failed: {err}")),
                 };
             }
         };
         if status.is_success() {
-            return Attempt::Done(body);
+            return check_body(path, shape, &body).unwrap_or(Attempt::Done(body));
         }
-        let detail = serde_json::from_slice::<ErrorBody>(&body)
-            .unwrap_or_default()
-            .error;
-        let message = redact_secrets(
-            &detail
-                .message
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect()),
+        let outcome = classify_error(
+            path,
+            self.config.account.as_deref(),
+            status.as_u16(),
+            should_retry.as_deref(),
+            retry_after,
+            request_id,
+            &body,
         );
-        let retry_allowed = should_retry.as_deref() != Some("false");
-        match status.as_u16() {
-            429 if retry_allowed => {
-                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                // Everyone slows down, not just this request: Stripe counts the account.
-                let wait = retry_after.unwrap_or(Duration::from_millis(500));
-                let until = crate::protocol::now_ms() + wait.as_millis() as i64;
-                self.paused_until_ms.fetch_max(until, Ordering::Relaxed);
-                Attempt::Retry {
-                    after: retry_after,
-                    why: format!("429 rate limited: {message}"),
-                }
-            }
-            401 => Attempt::Fail(Error::Unauthorized { message }),
-            403 if detail.code.as_deref() == Some("account_invalid") => {
-                Attempt::Fail(Error::AccountInvalid {
-                    account: self.config.account.clone().unwrap_or_default(),
-                    message,
-                })
-            }
-            403 => Attempt::Fail(Error::PermissionDenied {
-                path: path.to_owned(),
-                message,
-            }),
-            409 | 500..=599 if retry_allowed => Attempt::Retry {
-                after: retry_after,
-                why: format!("{status}: {message}"),
-            },
-            code if should_retry.as_deref() == Some("true") => Attempt::Retry {
-                after: retry_after,
-                why: format!("{code}: {message}"),
-            },
-            code => Attempt::Fail(Error::Rejected {
-                path: path.to_owned(),
-                status: code,
-                message,
-                request_id,
-            }),
+        if status.as_u16() == 429 && matches!(outcome, Attempt::Retry { .. }) {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            // Everyone slows down, not just this request: Stripe counts the account.
+            let wait = retry_after.unwrap_or(Duration::from_millis(500));
+            let until = crate::protocol::now_ms() + wait.as_millis() as i64;
+            self.paused_until_ms.fetch_max(until, Ordering::Relaxed);
         }
+        outcome
     }
 }

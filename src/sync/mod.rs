@@ -382,6 +382,7 @@ impl ReadPlan {
             slice_secs: self.config.slice_secs,
             start_date: self.config.start_date,
             now,
+            events_until: now - self.config.event_settle_secs,
             split_budget: self.config.num_workers * 2,
         });
         let mut jobs: Vec<BoxFuture<'static, StreamResults>> = Vec::new();
@@ -608,6 +609,9 @@ struct Ctx {
     start_date: i64,
     /// The server's clock at the start of the sync (unix seconds).
     now: i64,
+    /// Where reads of `/v1/events` end: `now` less `event_settle_secs`, because an
+    /// event can become listable after its `created` time (DESIGN.md, Stripe facts).
+    events_until: i64,
     /// Ranges that may be read at once before a range stops splitting.
     split_budget: usize,
 }
@@ -706,7 +710,11 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
         Plan::Full => (ctx.start_date, ctx.now, None),
         Plan::Created { from } => (
             from,
-            ctx.now,
+            if def.path == "/v1/events" {
+                ctx.events_until
+            } else {
+                ctx.now
+            },
             Some(Box::new(|end| {
                 StreamState {
                     cursor: end,
@@ -1075,14 +1083,18 @@ struct EventData {
 /// object routed to the stream whose type and `object` match. After each window a STATE
 /// for every stream.
 async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Error> {
-    let from = streams.iter().map(|s| s.from).min().unwrap_or(ctx.now);
+    let from = streams
+        .iter()
+        .map(|s| s.from)
+        .min()
+        .unwrap_or(ctx.events_until);
     let types: Vec<&'static str> = streams
         .iter()
         .flat_map(|s| s.def.event_types.iter().copied())
         .collect();
     let shared: Arc<Vec<EventsStream>> = Arc::new(streams.to_vec());
     let mut done = InOrder::spawn_all(
-        windows(from, ctx.now, EVENTS_WINDOW_SECS)
+        windows(from, ctx.events_until, EVENTS_WINDOW_SECS)
             .into_iter()
             .map(|(gte, lt)| {
                 let (ctx, streams, types) = (ctx.clone(), shared.clone(), types.clone());
@@ -1110,7 +1122,7 @@ async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Err
             .await?;
         }
     }
-    for stream in streams.iter().filter(|s| s.cursor >= ctx.now) {
+    for stream in streams.iter().filter(|s| s.cursor >= ctx.events_until) {
         // Nothing new: say the state again so the platform keeps it.
         ctx.state(
             stream.def.name,

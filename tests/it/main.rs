@@ -7,6 +7,8 @@
 
 mod util;
 
+/// The bad input table: 50+ malformed configs, catalogs, states and command lines.
+mod bad_inputs;
 /// spec, discover, check.
 mod commands;
 /// The commerce streams: golden records, reconciled totals, incremental, requests, Parquet.
@@ -15,8 +17,14 @@ mod commerce;
 mod connect;
 /// Bad config, catalog and state: the error, its failure type, the exit code.
 mod errors;
+/// The fault matrix: every fault, Airbyte and Parquet, ends with a clean run's ids.
+mod fault_matrix;
 /// Rate limits, 429s, 5xx and broken connections lose nothing.
 mod faults;
+/// SIGKILL at 20 seeded moments, resumed each time: nothing lost, no state too far.
+mod kills;
+/// Events listable late are still read, thanks to the settle margin.
+mod late_events;
 /// Meltano runs the example project (examples/meltano/) twice.
 mod meltano;
 /// Parquet output: values equal the protocol's, latest versions, kills, DuckDB and pyarrow.
@@ -27,5 +35,7 @@ mod pyairbyte;
 mod read_full;
 /// Incremental syncs through events; old cursors; resuming a killed sync.
 mod read_incremental;
+/// Keys only over HTTPS or loopback; the OAuth listener is loopback-only and times out.
+mod safety;
 /// The Singer tap: discover, selection, state, errors, about.
 mod singer;

@@ -63,6 +63,8 @@ impl Project {
                 "TAP_STRIPE_RS_CALL_RATE_LIMIT".to_owned(),
                 "2000".to_owned(),
             ),
+            // The emulator lists events at once: read up to its clock.
+            ("TAP_STRIPE_RS_EVENT_SETTLE_SECS".to_owned(), "0".to_owned()),
         ]);
         Project { dir, meltano, env }
     }

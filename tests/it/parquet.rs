@@ -21,8 +21,8 @@ use crate::util::{
 };
 
 /// One row of a Parquet file, turned back into the record it came from.
-struct Row {
-    record: Value,
+pub(crate) struct Row {
+    pub(crate) record: Value,
     updated: Option<i64>,
     synced_at: i64,
     seq: i64,
@@ -30,7 +30,7 @@ struct Row {
 
 /// Every `*.parquet` file under `dir`, and every other file readers would see (a name not
 /// starting with `.`).
-fn files_under(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+pub(crate) fn files_under(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let (mut parquet, mut other) = (Vec::new(), Vec::new());
     let mut folders = vec![dir.to_owned()];
     while let Some(folder) = folders.pop() {
@@ -51,7 +51,7 @@ fn files_under(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
 }
 
 /// The rows of a stream's files, as records (the account from the folder name).
-fn read_stream(dir: &Path, stream: &str) -> Vec<Row> {
+pub(crate) fn read_stream(dir: &Path, stream: &str) -> Vec<Row> {
     let folder = dir.join(stream);
     if !folder.exists() {
         return Vec::new();
@@ -281,7 +281,7 @@ async fn query_with_clients(dir: &Path) -> Value {
 }
 
 /// The last saved `stream_state` of every stream in the folder's state.json.
-fn saved_states(dir: &Path) -> BTreeMap<String, Value> {
+pub(crate) fn saved_states(dir: &Path) -> BTreeMap<String, Value> {
     let text = std::fs::read_to_string(dir.join("state.json")).unwrap();
     let messages: Vec<Value> = serde_json::from_str(&text).unwrap();
     messages

@@ -62,6 +62,9 @@ impl Files {
             "api_base": running.base_url(),
             "call_rate_limit": 2000,
             "start_date": "2000-01-01T00:00:00Z",
+            // The emulator lists events at once (unless a test delays them, see
+            // late_events.rs), so the events pass may read up to its clock.
+            "event_settle_secs": 0,
         });
         for (k, v) in extra.as_object().unwrap() {
             config[k] = v.clone();
