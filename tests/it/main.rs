@@ -27,5 +27,8 @@ mod pyairbyte;
 mod read_full;
 /// Incremental syncs through events; old cursors; resuming a killed sync.
 mod read_incremental;
+/// Checkpoints: killed syncs (full refresh too) resume without re-reading complete
+/// windows; far-future cursors read nothing.
+mod resume;
 /// The Singer tap: discover, selection, state, errors, about.
 mod singer;
