@@ -35,3 +35,6 @@ venv target-jsonl "target-jsonl==0.1.4"
 venv pyairbyte "airbyte==0.71.3"
 # Airbyte's protocol models parse every message the end-to-end tests see.
 venv protocol "airbyte-protocol-models==0.18.0"
+# Airbyte's standard connector tests (airbyte_cdk.test.standard_tests) and pytest to run
+# them: tools/airbyte-standard-tests.sh.
+venv airbyte-cdk "airbyte-cdk==7.39.1" "pytest==9.2.0"
