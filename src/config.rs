@@ -102,14 +102,12 @@ pub struct RawConfig {
         extend("order" = 5)
     )]
     pub num_workers: Option<i64>,
-    /// Requests per second the connector allows itself. Defaults to Stripe's limit for the
-    /// key's mode: 100 in live mode, 25 in test mode (less 5% headroom).
+    /// Requests per second the connector allows itself (at least 1). Defaults to Stripe's
+    /// limit for the key's mode: 100 in live mode, 25 in test mode (less 5% headroom).
+    // No `minimum` in the schema: Airbyte's spec has none, and a spec that narrows it would
+    // refuse saved configs at upgrade; a value below 1 is a config_error naming the field.
     #[serde(default)]
-    #[schemars(
-        title = "Max number of API calls per second",
-        range(min = 1),
-        extend("order" = 6)
-    )]
+    #[schemars(title = "Max number of API calls per second", extend("order" = 6))]
     pub call_rate_limit: Option<i64>,
     /// Accepted for configs of Airbyte's Stripe source, and not needed: whatever it lists,
     /// a stream whose saved cursor is older than the 30 days Stripe keeps events is always

@@ -6,7 +6,7 @@
 #   tools/airbyte-standard-tests.sh [pytest args…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python=target/clients/airbyte-cdk/bin/python
+python=$PWD/target/clients/airbyte-cdk/bin/python
 if [ ! -x "$python" ]; then
     echo "missing $python: run tools/setup-clients.sh" >&2
     exit 1
