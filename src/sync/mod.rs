@@ -823,12 +823,13 @@ async fn read_gap(
     // Slices below the first page, oldest first, then the rest of the first page's
     // last second; each job returns the range of `created` it completes (the first
     // also covers `[from, start)`, which holds nothing).
-    let mut ranges: Vec<(i64, i64, Option<String>, (i64, i64))> =
-        windows(start, last_created, slice)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (gte, lt))| (gte, lt, None, (if i == 0 { from } else { gte }, lt)))
-            .collect();
+    // (created[gte], created[lt], starting_after, the range it completes)
+    type Job = (i64, i64, Option<String>, (i64, i64));
+    let mut ranges: Vec<Job> = windows(start, last_created, slice)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (gte, lt))| (gte, lt, None, (if i == 0 { from } else { gte }, lt)))
+        .collect();
     ranges.push((
         last_created,
         last_created + 1,
