@@ -48,64 +48,101 @@ fn field(field: &'static str, message: impl Into<String>) -> Error {
 
 /// Stripe source configuration.
 ///
-/// Existing configs of Airbyte's Stripe source work unchanged.
+/// Existing configs of Airbyte's Stripe source (6.x) work unchanged: every field it takes is
+/// taken here with the same type and meaning, and a field this connector does not know is
+/// ignored with a warning rather than refused.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 #[schemars(title = "Stripe Source Spec")]
 pub struct RawConfig {
+    /// Your Stripe account ID (`acct_…`, see https://dashboard.stripe.com/settings/account).
+    /// When it names an account connected to the key's platform, every request carries it as
+    /// `Stripe-Account`. Leave it out to read the key's own account.
+    #[serde(default)]
+    #[schemars(title = "Account ID", extend("order" = 0))]
+    pub account_id: Option<String>,
     /// Stripe secret key (`sk_live_…`/`sk_test_…`) or restricted key (`rk_live_…`/`rk_test_…`)
     /// from https://dashboard.stripe.com/apikeys. The prefix decides test or live mode.
     /// Publishable keys (`pk_…`) cannot read data.
+    #[schemars(title = "Secret Key", extend("order" = 1))]
     pub client_secret: Secret,
-    /// The Stripe account to read (`acct_…`). When it names an account connected to the
-    /// key's platform, every request carries it as `Stripe-Account`. Leave it out to read
-    /// the key's own account.
-    #[serde(default)]
-    pub account_id: Option<String>,
-    /// Stripe Connect: the connected accounts to read in one sync with the platform's key,
-    /// as a list of `acct_…` ids, or `"all"` for every account the platform can list
-    /// (`/v1/accounts`). Each record then carries its account in `stripe_account`, and
-    /// state is kept per account. Not together with `account_id`.
-    #[serde(default)]
-    pub connected_accounts: Option<ConnectedAccounts>,
-    /// The mode the key must be in: `test` or `live`. A key of the other mode is refused
-    /// before any data is read. Leave it out to accept either.
-    #[serde(default)]
-    pub mode: Option<Mode>,
     /// UTC date and time (RFC 3339, e.g. `2017-01-25T00:00:00Z`). Objects created before
     /// it are not read.
     #[serde(default = "default_start_date")]
-    #[schemars(example = "2017-01-25T00:00:00Z")]
+    #[schemars(
+        title = "Replication start date",
+        example = "2017-01-25T00:00:00Z",
+        extend("order" = 2)
+    )]
     pub start_date: String,
     /// Days to re-read before the saved cursor on every incremental sync, to pick up
     /// events Stripe recorded late. 0 re-reads nothing.
     #[serde(default)]
-    #[schemars(range(min = 0))]
+    #[schemars(
+        title = "Lookback Window in days",
+        range(min = 0),
+        extend("order" = 3)
+    )]
     pub lookback_window_days: i64,
     /// Days per slice of the `created` range. Smaller slices checkpoint state more often;
     /// slices are read concurrently and split further when they hold many objects.
     #[serde(default = "default_slice_range")]
-    #[schemars(range(min = 1))]
+    #[schemars(
+        title = "Data request time increment in days",
+        range(min = 1),
+        extend("order" = 4)
+    )]
     pub slice_range: i64,
     /// Requests in flight at once, across all streams and accounts. By default enough to
     /// keep the rate limit busy at Stripe's usual page latency: the rate limit × 0.8 s
     /// (76 in live mode, 19 in test mode).
     #[serde(default)]
-    #[schemars(range(min = 1, max = 200))]
+    #[schemars(
+        title = "Number of concurrent requests",
+        range(min = 1, max = 200),
+        extend("order" = 5)
+    )]
     pub num_workers: Option<i64>,
-    /// Requests per second the connector allows itself. Defaults to Stripe's limit for the
-    /// key's mode: 100 in live mode, 25 in test mode (less 5% headroom).
+    /// Requests per second the connector allows itself (at least 1). Defaults to Stripe's
+    /// limit for the key's mode: 100 in live mode, 25 in test mode (less 5% headroom).
+    // No `minimum` in the schema: Airbyte's spec has none, and a spec that narrows it would
+    // refuse saved configs at upgrade; a value below 1 is a config_error naming the field.
     #[serde(default)]
-    #[schemars(range(min = 1))]
+    #[schemars(title = "Max number of API calls per second", extend("order" = 6))]
     pub call_rate_limit: Option<i64>,
+    /// Accepted for configs of Airbyte's Stripe source, and not needed: whatever it lists,
+    /// a stream whose saved cursor is older than the 30 days Stripe keeps events is always
+    /// read again in full from `start_date`, so no change is lost.
+    #[serde(default)]
+    #[schemars(
+        title = "Streams with API Data Retention Validation (not needed)",
+        extend("order" = 7, "uniqueItems" = true, "default" = [])
+    )]
+    pub api_retention_streams: Option<Vec<String>>,
+    /// Stripe Connect: read the platform's connected accounts in one sync with its key,
+    /// either every account the platform can list (`/v1/accounts`) or a list of `acct_…`
+    /// ids. Each record then carries its account in `stripe_account`, and state is kept
+    /// per account. Not together with `account_id`.
+    #[serde(default)]
+    #[schemars(
+        title = "Connected accounts",
+        schema_with = "connected_accounts_schema",
+        extend("order" = 8)
+    )]
+    pub connected_accounts: Option<ConnectedAccounts>,
+    /// The mode the key must be in: `test` or `live`. A key of the other mode is refused
+    /// before any data is read. Leave it out to accept either.
+    #[serde(default)]
+    #[schemars(title = "Key mode", extend("order" = 9))]
+    pub mode: Option<Mode>,
     /// Base URL of the Stripe API. Change it only for a proxy or the built-in emulator.
     #[serde(default = "default_api_base")]
+    #[schemars(title = "API base URL", extend("order" = 10))]
     pub api_base: String,
     /// Seconds one request may take, headers and body, before it is abandoned and
     /// retried (a stalled connection that sends nothing). Stripe answers in well under a
     /// second; the default leaves room for slow proxies.
     #[serde(default = "default_request_timeout_secs")]
-    #[schemars(range(min = 1, max = 600))]
+    #[schemars(title = "Request timeout (seconds)", range(min = 1, max = 600), extend("order" = 12))]
     pub request_timeout_secs: i64,
     /// Seconds the events pass stays behind Stripe's clock. Stripe's events list is
     /// eventually consistent: an event can become listable a little after its `created`
@@ -114,12 +151,17 @@ pub struct RawConfig {
     /// losing a change, at the price of changes of the last minute waiting for the next
     /// sync. 0 reads up to Stripe's clock.
     #[serde(default = "default_event_settle_secs")]
-    #[schemars(range(min = 0, max = 3600))]
+    #[schemars(title = "Events settle margin (seconds)", range(min = 0, max = 3600), extend("order" = 13))]
     pub event_settle_secs: i64,
     /// Stripe API version sent as `Stripe-Version`. Records keep fields a newer version
     /// adds; the stream schemas describe this default version.
     #[serde(default = "default_stripe_version")]
+    #[schemars(title = "Stripe API version", extend("order" = 11))]
     pub stripe_version: String,
+    /// Fields this connector does not know: ignored, and named in a warning.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 fn default_start_date() -> String {
@@ -141,14 +183,89 @@ fn default_stripe_version() -> String {
     DEFAULT_STRIPE_VERSION.to_owned()
 }
 
-/// Connected accounts to read: a list, or every account the platform lists.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+/// Connected accounts to read. The spec shows only the object form (a `oneOf` the Airbyte
+/// UI draws, with `accounts` as its discriminator); the earlier shapes, `"all"` and a list of
+/// ids, are still accepted.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum ConnectedAccounts {
+    /// `{"accounts": "this_account" | "all" | "list", "account_ids": [...]}`.
+    Object(ConnectedAccountsObject),
     /// `"all"`: every account connected to the platform, listed at the start of the sync.
     All(String),
     /// These accounts (`acct_…`).
     List(Vec<String>),
+}
+
+/// The object form of `connected_accounts`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectedAccountsObject {
+    pub accounts: String,
+    #[serde(default)]
+    pub account_ids: Option<Vec<String>>,
+}
+
+/// `connected_accounts` in the form Airbyte's UI draws: a `oneOf` of objects, each told
+/// apart by a `const` discriminator.
+fn connected_accounts_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "oneOf": [
+            {
+                "title": "Only the key's account (or account_id)",
+                "description": "No Stripe Connect: read the key's own account, or the one account_id names.",
+                "type": "object",
+                "required": ["accounts"],
+                "properties": {
+                    "accounts": {
+                        "title": "Accounts",
+                        "description": "Read one account.",
+                        "type": "string",
+                        "const": "this_account",
+                        "order": 0
+                    }
+                }
+            },
+            {
+                "title": "Every connected account",
+                "description": "Every account connected to the platform, listed (/v1/accounts) at the start of each sync.",
+                "type": "object",
+                "required": ["accounts"],
+                "properties": {
+                    "accounts": {
+                        "title": "Accounts",
+                        "description": "Read every connected account.",
+                        "type": "string",
+                        "const": "all",
+                        "order": 0
+                    }
+                }
+            },
+            {
+                "title": "These connected accounts",
+                "description": "The connected accounts listed here.",
+                "type": "object",
+                "required": ["accounts", "account_ids"],
+                "properties": {
+                    "accounts": {
+                        "title": "Accounts",
+                        "description": "Read the listed accounts.",
+                        "type": "string",
+                        "const": "list",
+                        "order": 0
+                    },
+                    "account_ids": {
+                        "title": "Account IDs",
+                        "description": "The connected accounts to read (acct_…).",
+                        "type": "array",
+                        "items": { "type": "string" },
+                        "minItems": 1,
+                        "order": 1
+                    }
+                }
+            }
+        ]
+    })
 }
 
 /// Which accounts a sync reads.
@@ -212,6 +329,25 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     /// Seconds the events pass stays behind the server's clock.
     pub event_settle_secs: i64,
+    /// Fields of the config file this connector does not know, ignored.
+    pub ignored_fields: Vec<String>,
+}
+
+impl Config {
+    /// What to tell the user about the config: the fields it ignored.
+    pub fn warnings(&self) -> Vec<String> {
+        if self.ignored_fields.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "config fields ignored (this connector does not know them): {}",
+            self.ignored_fields
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )]
+    }
 }
 
 impl Config {
@@ -303,7 +439,27 @@ impl Config {
             Some(id) => Some(account_id_of("account_id", id)?),
             None => None,
         };
-        let accounts = match (raw.connected_accounts, account_id) {
+        // The object form and the earlier shapes, as one choice.
+        let connected = match raw.connected_accounts {
+            None => None,
+            Some(ConnectedAccounts::Object(object)) => match object.accounts.as_str() {
+                "this_account" => None,
+                "all" => Some(ConnectedAccounts::All("all".to_owned())),
+                "list" => Some(ConnectedAccounts::List(
+                    object.account_ids.unwrap_or_default(),
+                )),
+                other => {
+                    return Err(field(
+                        "connected_accounts",
+                        format!(
+                            "`accounts` is `{other}`; use \"this_account\", \"all\" or \"list\" (with account_ids)"
+                        ),
+                    ));
+                }
+            },
+            Some(other) => Some(other),
+        };
+        let accounts = match (connected, account_id) {
             (None, one) => Accounts::One(one),
             (Some(_), Some(_)) => {
                 return Err(field(
@@ -318,6 +474,7 @@ impl Config {
                     format!("`{other}` is neither \"all\" nor a list of acct_… ids"),
                 ));
             }
+            (Some(ConnectedAccounts::Object(_)), None) => Accounts::One(None),
             (Some(ConnectedAccounts::List(ids)), None) => {
                 if ids.is_empty() {
                     return Err(field(
@@ -440,6 +597,7 @@ impl Config {
             rate_limit,
             api_base,
             stripe_version: raw.stripe_version,
+            ignored_fields: raw.unknown.into_keys().collect(),
         })
     }
 }
@@ -468,7 +626,39 @@ pub fn connection_specification() -> serde_json::Value {
     let schema = generator.into_root_schema_for::<RawConfig>();
     let mut value = serde_json::to_value(schema).unwrap_or_default();
     unwrap_descriptions(&mut value);
+    airbyte_form(&mut value);
     value
+}
+
+/// The conventions of Airbyte's config form: unknown fields allowed (a config of another
+/// version must not be refused), an optional field is one that is not `required` (not a
+/// `null` type or default), and no `format` the form does not know.
+fn airbyte_form(root: &mut serde_json::Value) {
+    use serde_json::Value;
+    root["additionalProperties"] = Value::Bool(true);
+    let Some(properties) = root["properties"].as_object_mut() else {
+        return;
+    };
+    for property in properties.values_mut() {
+        let Some(property) = property.as_object_mut() else {
+            continue;
+        };
+        if let Some(Value::Array(types)) = property.get("type") {
+            let types: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+            if let [single] = types.as_slice() {
+                property.insert("type".to_owned(), single.clone());
+            }
+        }
+        if let Some(Value::Array(values)) = property.get_mut("enum") {
+            values.retain(|v| !v.is_null());
+        }
+        if property.get("default") == Some(&Value::Null) {
+            property.remove("default");
+        }
+        if property.get("format").and_then(Value::as_str) == Some("int64") {
+            property.remove("format");
+        }
+    }
 }
 
 /// Doc comments wrap at 100 columns; a description reads as one paragraph per blank
@@ -565,8 +755,16 @@ mod tests {
                 "account_id",
             ),
             (
-                serde_json::json!({"client_secret": key, "colour": "red"}),
-                "colour",
+                serde_json::json!({"client_secret": key, "api_retention_streams": "customers"}),
+                "api_retention_streams",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "connected_accounts": {"accounts": "some"}}),
+                "this_account",
+            ),
+            (
+                serde_json::json!({"client_secret": key, "connected_accounts": {"accounts": "list"}}),
+                "empty list",
             ),
             (
                 serde_json::json!({"client_secret": key, "mode": "live"}),
@@ -646,6 +844,120 @@ mod tests {
         );
         let one = parse(serde_json::json!({"client_secret": key, "account_id": "acct_9"})).unwrap();
         assert_eq!(one.accounts, Accounts::One(Some("acct_9".into())));
+    }
+
+    /// A config of Airbyte's Stripe source 6.x with every field it has set.
+    #[test]
+    fn an_airbyte_6_config_is_taken_as_it_is() {
+        let config = parse(serde_json::json!({
+            "client_secret": "sk_live_abcdefgh12345678",
+            "account_id": "acct_1AbC",
+            "start_date": "2023-01-01T00:00:00Z",
+            "lookback_window_days": 7,
+            "slice_range": 30,
+            "num_workers": 10,
+            "call_rate_limit": 25,
+            "api_retention_streams": ["customers", "invoices"],
+        }))
+        .unwrap();
+        assert_eq!(config.accounts, Accounts::One(Some("acct_1AbC".into())));
+        assert_eq!(config.start_date, 1_672_531_200);
+        assert_eq!(config.lookback_secs, 7 * 86_400);
+        assert_eq!(config.slice_secs, 30 * 86_400);
+        assert_eq!(config.num_workers, 10);
+        assert_eq!(config.rate_limit, 25.0);
+        assert!(config.ignored_fields.is_empty());
+        assert!(config.warnings().is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_named() {
+        let config = parse(serde_json::json!({
+            "client_secret": "sk_test_abcdefgh12345678",
+            "colour": "red",
+            "is_sandbox": false,
+        }))
+        .unwrap();
+        assert_eq!(config.ignored_fields, vec!["colour", "is_sandbox"]);
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("`colour`") && warnings[0].contains("`is_sandbox`"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn connected_accounts_object_form() {
+        let key = "sk_test_abcdefgh12345678";
+        let cases = [
+            (
+                serde_json::json!({"accounts": "this_account"}),
+                Accounts::One(None),
+            ),
+            (serde_json::json!({"accounts": "all"}), Accounts::All),
+            (
+                serde_json::json!({"accounts": "list", "account_ids": ["acct_1", "acct_2"]}),
+                Accounts::List(vec!["acct_1".into(), "acct_2".into()]),
+            ),
+        ];
+        for (value, expected) in cases {
+            let config =
+                parse(serde_json::json!({"client_secret": key, "connected_accounts": value}))
+                    .unwrap();
+            assert_eq!(config.accounts, expected, "{value}");
+        }
+    }
+
+    /// Airbyte's form: every field titled, described and ordered; optional fields not
+    /// nullable; no `anyOf`; a `oneOf` only of objects with a `const` discriminator.
+    #[test]
+    fn the_spec_follows_airbytes_form_conventions() {
+        let spec = connection_specification();
+        assert_eq!(spec["additionalProperties"], true);
+        let text = spec.to_string();
+        assert!(!text.contains("anyOf"), "{text}");
+        assert!(!text.contains("\"null\""), "{text}");
+        let properties = spec["properties"].as_object().unwrap();
+        let mut orders = std::collections::BTreeSet::new();
+        for (name, property) in properties {
+            assert!(property["title"].is_string(), "{name} has a title");
+            assert!(
+                property["description"].is_string(),
+                "{name} has a description"
+            );
+            let order = property["order"].as_i64().unwrap_or(-1);
+            assert!(order >= 0 && orders.insert(order), "{name}: order {order}");
+            if let Some(branches) = property.get("oneOf") {
+                assert_eq!(property["type"], "object", "{name}");
+                for branch in branches.as_array().unwrap() {
+                    assert_eq!(branch["type"], "object", "{name}");
+                    assert!(branch["title"].is_string(), "{name}");
+                    assert!(
+                        branch["properties"]["accounts"]["const"].is_string(),
+                        "{name}"
+                    );
+                    assert!(
+                        !branch.to_string().contains("oneOf"),
+                        "{name}: nested oneOf"
+                    );
+                }
+            }
+        }
+        for field in [
+            "client_secret",
+            "account_id",
+            "start_date",
+            "lookback_window_days",
+            "slice_range",
+            "num_workers",
+            "call_rate_limit",
+            "api_retention_streams",
+        ] {
+            assert!(properties.contains_key(field), "{field}");
+        }
+        assert_eq!(properties["client_secret"]["airbyte_secret"], true);
+        assert_eq!(spec["required"], serde_json::json!(["client_secret"]));
     }
 
     #[test]

@@ -38,9 +38,6 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
-    /// `check` found the config unusable; the CONNECTION_STATUS said why.
-    #[error("check failed: {0}")]
-    CheckFailed(String),
 }
 
 impl Error {
@@ -50,8 +47,7 @@ impl Error {
             | Error::Catalog(_)
             | Error::SingerCatalog(_)
             | Error::State(_)
-            | Error::Usage(_)
-            | Error::CheckFailed(_) => FailureType::ConfigError,
+            | Error::Usage(_) => FailureType::ConfigError,
             Error::Stripe(err) => err.failure_type(),
             Error::Connect(err) => err.failure_type(),
             Error::Output(_) => FailureType::SystemError,

@@ -57,25 +57,23 @@ pub const DOCUMENTATION_URL: &str = "https://docs.airbyte.com/integrations/sourc
 pub async fn run(command: Command) -> Result<()> {
     match command {
         Command::Spec => print(&AirbyteMessage::Spec { spec: spec() }),
+        // As Airbyte's CDK does: a config the user must fix is a FAILED status and exit 0
+        // (the status is the answer); only a failure that is not the user's (Stripe
+        // unreachable, an answer that cannot be read) is a TRACE error and a non-zero exit.
         Command::Check { config } => {
-            let status = match Config::from_file(&config) {
+            let status = match load_config(&config, true) {
                 Ok(config) => check(&config).await?,
                 Err(err) => AirbyteConnectionStatus {
                     status: "FAILED",
                     message: Some(err.to_string()),
                 },
             };
-            let failed = (status.status == "FAILED").then(|| status.message.clone());
             print(&AirbyteMessage::ConnectionStatus {
                 connection_status: status,
-            })?;
-            match failed {
-                Some(message) => Err(Error::CheckFailed(message.unwrap_or_default())),
-                None => Ok(()),
-            }
+            })
         }
         Command::Discover { config } => {
-            Config::from_file(&config)?;
+            load_config(&config, true)?;
             print(&AirbyteMessage::Catalog {
                 catalog: streams::catalog::discover(),
             })
@@ -89,8 +87,9 @@ pub async fn run(command: Command) -> Result<()> {
             streams,
             rows_per_file,
         } => {
-            let config = Config::from_file(&config)?;
-            if cli::read_format(format, output_dir.is_some()) == cli::Format::Parquet {
+            let parquet = cli::read_format(format, output_dir.is_some()) == cli::Format::Parquet;
+            let config = load_config(&config, !parquet)?;
+            if parquet {
                 let Some(dir) = output_dir else {
                     return Err(Error::Usage(
                         "--format parquet needs --output-dir, the folder to write into".to_owned(),
@@ -137,6 +136,22 @@ pub async fn run(command: Command) -> Result<()> {
         #[cfg(feature = "emulator")]
         Command::Demo { output_dir, size } => demo::run(&output_dir, size).await,
     }
+}
+
+/// Reads and validates a config file, and says which of its fields are ignored: as a LOG
+/// message on stdout when `protocol`, and on stderr.
+///
+/// # Errors
+/// A `config_error` naming the field that is wrong.
+pub fn load_config(path: &std::path::Path, protocol: bool) -> Result<Config> {
+    let config = Config::from_file(path)?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+        if protocol {
+            print(&AirbyteMessage::log("WARN", warning))?;
+        }
+    }
+    Ok(config)
 }
 
 /// The `connect` commands: OAuth links between merchants and the platform.

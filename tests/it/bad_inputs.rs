@@ -26,6 +26,8 @@ enum Bad {
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Ends {
     Trace(&'static str),
+    /// `check`'s answer, as Airbyte's CDK gives it: CONNECTION_STATUS FAILED, exit 0.
+    Failed,
     Plain,
     Usage,
 }
@@ -327,7 +329,7 @@ fn rows() -> Vec<(&'static str, Bad, Ends, &'static str)> {
         (
             "config file missing",
             Args(&["check", "--config", "/nonexistent/config.json"]),
-            CONFIG,
+            Ends::Failed,
             "/nonexistent/config.json",
         ),
         (
@@ -477,6 +479,13 @@ async fn every_bad_input_is_a_clear_error() {
                     "{name}: stderr: {}",
                     out.stderr
                 );
+            }
+            Ends::Failed => {
+                assert_eq!(out.code, 0, "{name}: check answers, exit 0\n{}", out.stderr);
+                let status = &out.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+                assert_eq!(status["status"], "FAILED", "{name}: {status}");
+                let message = status["message"].as_str().unwrap();
+                assert!(message.contains(needle), "{name}: `{needle}` in: {message}");
             }
             Ends::Plain => {
                 assert_eq!(out.code, 1, "{name}: exit 1\n{}", out.stderr);

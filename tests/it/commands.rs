@@ -126,20 +126,107 @@ async fn check_succeeds_with_a_valid_key() {
     assert!(message.contains("live mode"), "{message}");
 }
 
-/// A key Stripe does not know: FAILED, a non-zero exit, and the key not echoed.
+/// A key Stripe does not know: one CONNECTION_STATUS FAILED, exit 0 (as Airbyte's CDK
+/// does: the status is the answer), and the key not echoed.
 #[tokio::test]
 async fn check_fails_on_a_bad_key() {
     let emulator = start_emulator(20).await;
     let files = Files::new();
     let config = files.config(&emulator, "sk_test_thisKeyDoesNotExist1234", json!({}));
     let out = run(&["check", "--config", path(&config)]).await;
-    assert_ne!(out.code, 0);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.messages.len(), 1, "{:?}", out.messages);
     let status = &out.messages[0]["connectionStatus"];
     assert_eq!(status["status"], "FAILED");
     let message = status["message"].as_str().unwrap();
     assert!(message.contains("client_secret"), "{message}");
     assert!(!message.contains("thisKeyDoesNotExist"), "{message}");
-    assert_eq!(out.errors()[0]["failure_type"], "config_error");
+    assert!(out.errors().is_empty());
+}
+
+/// A malformed config is a FAILED status too, naming the field, exit 0.
+#[tokio::test]
+async fn check_fails_on_a_malformed_config() {
+    let files = Files::new();
+    let config = files.write(
+        "config.json",
+        r#"{"client_secret": "sk_test_abcdefgh12345678", "slice_range": 0}"#,
+    );
+    let out = run(&["check", "--config", path(&config)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let status = &out.messages[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+    assert!(
+        status["message"].as_str().unwrap().contains("slice_range"),
+        "{status}"
+    );
+}
+
+/// Stripe unreachable is not the user's mistake: a TRACE transient_error and a non-zero
+/// exit, as the CDK raises it.
+#[tokio::test]
+async fn check_on_an_unreachable_stripe_is_a_transient_error() {
+    let files = Files::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let config = files.write(
+        "config.json",
+        &json!({"client_secret": DEFAULT_TEST_KEY, "api_base": format!("http://127.0.0.1:{port}")})
+            .to_string(),
+    );
+    let out = run(&["check", "--config", path(&config)]).await;
+    assert_ne!(out.code, 0);
+    assert_eq!(out.errors()[0]["failure_type"], "transient_error");
+}
+
+/// A config of Airbyte's Stripe source 6.1 with every field set passes `check` and reads;
+/// an unknown field is ignored, named in a LOG warning.
+#[tokio::test]
+async fn an_airbyte_6_config_checks_and_reads_and_unknown_fields_are_logged() {
+    let emulator = start_emulator(20).await;
+    let files = Files::new();
+    let airbyte = json!({
+        "account_id": emulator.emulator().platform_account_id(),
+        "start_date": "2017-01-25T00:00:00Z",
+        "lookback_window_days": 0,
+        "slice_range": 365,
+        "num_workers": 10,
+        "call_rate_limit": 25,
+        "api_retention_streams": ["customers", "charges"],
+    });
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, airbyte.clone());
+    let out = run(&["check", "--config", path(&config)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"],
+        "SUCCEEDED"
+    );
+    assert!(out.logs().iter().all(|l| !l.contains("ignored")));
+    let catalog = files.catalog(&[("customers", "incremental"), ("charges", "full_refresh")]);
+    let out = crate::util::read(&config, &catalog, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.records("customers").is_empty());
+    assert!(!out.records("charges").is_empty());
+
+    let mut extra = airbyte;
+    extra["favourite_colour"] = json!("blue");
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, extra);
+    let out = crate::util::read(&config, &catalog, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.records("customers").is_empty());
+    let warned: Vec<&Value> = out
+        .of_type("LOG")
+        .into_iter()
+        .filter(|m| m["log"]["level"] == "WARN")
+        .collect();
+    assert!(
+        warned.iter().any(|m| m["log"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`favourite_colour`")),
+        "{warned:?}"
+    );
 }
 
 /// A restricted key without a permission: the check names the stream it cannot read.
@@ -166,7 +253,8 @@ async fn check_fails_on_an_unknown_connected_account() {
         json!({"account_id": "acct_1NotConnectedAtAll"}),
     );
     let out = run(&["check", "--config", path(&config)]).await;
-    assert_ne!(out.code, 0);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.messages[0]["connectionStatus"]["status"], "FAILED");
     let message = out.messages[0]["connectionStatus"]["message"]
         .as_str()
         .unwrap();

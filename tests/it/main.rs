@@ -35,6 +35,9 @@ mod pyairbyte;
 mod read_full;
 /// Incremental syncs through events; old cursors; resuming a killed sync.
 mod read_incremental;
+/// Checkpoints: killed syncs (full refresh too) resume without re-reading complete
+/// windows; far-future cursors read nothing.
+mod resume;
 /// Keys only over HTTPS or loopback; the OAuth listener is loopback-only and times out.
 mod safety;
 /// The Singer tap: discover, selection, state, errors, about.
