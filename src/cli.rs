@@ -68,6 +68,10 @@ pub enum Command {
         /// of `N` (`I/N`, from 0), chosen by a stable hash of the account id.
         #[arg(long)]
         shard: Option<crate::shard::Shard>,
+        /// Continuous mode: after a period, compact a stream's (or account's) folder once
+        /// it holds more than this many files (0: never).
+        #[arg(long, default_value_t = crate::compact::AUTO_COMPACT_FILES)]
+        compact_files: usize,
     },
     /// Merge the small Parquet files of each stream (and account) in an output folder or
     /// object-store prefix into large ones; the latest-version views stay the same.

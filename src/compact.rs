@@ -2,7 +2,7 @@
 //! account's `stripe_account=…` folder) into large ones, without changing what the
 //! latest-version views return. `source-stripe compact --output-dir DIR`, and after
 //! every period of continuous mode once a partition holds more than
-//! [`AUTO_COMPACT_FILES`] files.
+//! `--compact-files` (default [`AUTO_COMPACT_FILES`]) files.
 //!
 //! Rows are copied as they are (`_synced_at` and `_seq` included), so every view orders
 //! them as before. A merged file is written under a hidden temporary name, synced and
@@ -97,17 +97,22 @@ pub async fn compact(target: &Target, min_files: usize) -> Result<Report> {
         .map_err(Error::Output)
 }
 
-/// Continuous mode's compaction: partitions past [`AUTO_COMPACT_FILES`].
-///
-/// # Errors
-/// As [`compact`].
-pub async fn auto(target: &Target) -> Result<Report> {
-    compact(target, AUTO_COMPACT_FILES).await
-}
-
 fn is_data_file(name: &str) -> bool {
     let file = name.rsplit('/').next().unwrap_or(name);
     file.starts_with("part-") && file.ends_with(".parquet")
+}
+
+/// Whether the partition folder `relative` is this target's to compact (with `--shard`,
+/// only its accounts').
+fn owned(target: &Target, relative: &str) -> bool {
+    match target.shard {
+        None => true,
+        Some(shard) => relative
+            .split('/')
+            .nth(1)
+            .and_then(|p| p.strip_prefix(&format!("{ACCOUNT}=")))
+            .is_some_and(|account| shard.includes(account)),
+    }
 }
 
 /// Data files by partition folder (relative, `/`-separated).
@@ -135,7 +140,10 @@ fn partitions(target: &Target) -> io::Result<BTreeMap<String, Vec<FileRef>>> {
                         folders.push((entry.path(), path, depth + 1));
                     } else if kind.is_file() && depth > 0 && is_data_file(&name) {
                         files.push((path, entry.metadata()?.len()));
-                    } else if kind.is_file() && name.starts_with(".part-c") {
+                    } else if kind.is_file()
+                        && name.starts_with(".part-c")
+                        && owned(target, &relative)
+                    {
                         // A dead compaction's temporary file.
                         fs::remove_file(entry.path())?;
                     }

@@ -17,7 +17,7 @@
 //!   period succeeded, what it wrote, how far the data is behind Stripe's clock and the
 //!   last error.
 //! - **Compaction.** After each period, a stream folder holding more than
-//!   [`crate::compact::AUTO_COMPACT_FILES`] files is compacted ([`crate::compact`]).
+//!   `--compact-files` (default [`crate::compact::AUTO_COMPACT_FILES`]) files is compacted ([`crate::compact`]).
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -47,6 +47,15 @@ pub struct Target {
     pub destination: Destination,
     pub shard: Option<Shard>,
     pub options: parquet::Options,
+}
+
+/// Continuous mode's options besides the period.
+#[derive(Debug, Clone, Copy)]
+pub struct Every {
+    pub period: Duration,
+    /// Compact a partition after a period once it holds more than this many files
+    /// (0: never).
+    pub compact_files: usize,
 }
 
 impl Target {
@@ -160,8 +169,14 @@ pub async fn run_period(
     };
     let plan =
         sync::ReadPlan::build(config.clone(), selected.to_vec(), &state)?.with_shard(target.shard);
-    let mut folder =
-        ParquetFolder::create(&dir, target.options.clone())?.with_state_file(&state_file)?;
+    let shard = target.shard;
+    let owns = move |account: Option<&str>| match (shard, account) {
+        (None, _) => true,
+        (Some(shard), Some(account)) => shard.includes(account),
+        (Some(_), None) => false,
+    };
+    let mut folder = ParquetFolder::create_shared(&dir, target.options.clone(), &owns)?
+        .with_state_file(&state_file)?;
     if let Some(remote) = remote {
         folder = folder.with_remote(remote);
     }
@@ -212,6 +227,8 @@ pub struct Status {
     pub period_secs: u64,
     /// Periods run by this process (successful or not).
     pub periods: u64,
+    /// Periods that completed.
+    pub successful_periods: u64,
     pub last_attempt_at: Option<i64>,
     pub last_success_at: Option<i64>,
     /// Records per stream written by the last successful period.
@@ -276,7 +293,8 @@ pub fn backoff(period: Duration, failures: u32) -> Duration {
     doubled.min(MAX_BACKOFF.max(period))
 }
 
-/// Parses `--every`: seconds (`60`) or a duration (`90s`, `5m`, `1h`, `1m30s`).
+/// Parses `--every`: seconds (`60`) or a duration (`90s`, `5m`, `1h`, `1m30s`; `500ms`
+/// for tests).
 ///
 /// # Errors
 /// A message naming the flag.
@@ -288,27 +306,33 @@ pub fn parse_every(text: &str) -> std::result::Result<Duration, String> {
             .then(|| Duration::from_secs(secs))
             .ok_or_else(bad);
     }
-    let mut total = 0u64;
+    let mut total_ms = 0u64;
     let mut number = String::new();
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             number.push(c);
             continue;
         }
         let n: u64 = number.parse().map_err(|_| bad())?;
         number.clear();
-        total += n * match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3_600,
-            'd' => 86_400,
+        let unit_ms = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
             _ => return Err(bad()),
         };
+        total_ms += n * unit_ms;
     }
-    if !number.is_empty() || total == 0 {
+    if !number.is_empty() || total_ms == 0 {
         return Err(bad());
     }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_millis(total_ms))
 }
 
 /// `read --output-dir …`: one sync, or with `every` one per period until a signal.
@@ -321,7 +345,7 @@ pub async fn read(
     config: Config,
     selected: Vec<Selected>,
     target: Target,
-    every: Option<Duration>,
+    every: Option<Every>,
 ) -> Result<()> {
     let mut stop = signals()?;
     let Some(every) = every else {
@@ -337,6 +361,10 @@ pub async fn read(
         }
         return Ok(());
     };
+    let Every {
+        period: every,
+        compact_files,
+    } = every;
     let lock = crate::lock::Lock::acquire(&target, every).await?;
     let mut status = Status {
         pid: std::process::id(),
@@ -357,6 +385,9 @@ pub async fn read(
                 clock_offset = period.clock_offset;
                 print_summary(&period, &target)?;
                 status.last_success_at = Some(now);
+                if !period.stopped {
+                    status.successful_periods += 1;
+                }
                 status.last_success_records = period.counts.clone();
                 for (stream, n) in &period.counts {
                     *status
@@ -369,7 +400,8 @@ pub async fn read(
                 }
                 status.consecutive_failures = 0;
                 if !period.stopped
-                    && let Err(err) = crate::compact::auto(&target).await
+                    && compact_files > 0
+                    && let Err(err) = crate::compact::compact(&target, compact_files).await
                 {
                     status.last_error = Some(format!("compaction: {err}"));
                     status.last_error_at = Some(now);
@@ -459,6 +491,7 @@ mod tests {
         ] {
             assert_eq!(parse_every(text), Ok(Duration::from_secs(secs)), "{text}");
         }
+        assert_eq!(parse_every("250ms"), Ok(Duration::from_millis(250)));
         for bad in ["", "0", "5x", "m", "10 minutes", "-5"] {
             let err = parse_every(bad).unwrap_err();
             assert!(err.contains("--every"), "{err}");

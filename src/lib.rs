@@ -97,6 +97,7 @@ pub async fn run(command: Command) -> Result<()> {
             rows_per_file,
             every,
             shard,
+            compact_files,
         } => {
             let config = Config::from_file(&config)?;
             if cli::read_format(format, output_dir.is_some()) == cli::Format::Parquet {
@@ -117,6 +118,10 @@ pub async fn run(command: Command) -> Result<()> {
                 };
                 let options = sinks::parquet::Options { rows_per_file };
                 let target = continuous::target(&dir, shard, options, &config)?;
+                let every = every.map(|period| continuous::Every {
+                    period,
+                    compact_files,
+                });
                 return continuous::read(config, selected, target, every).await;
             }
             if output_dir.is_some() || streams.is_some() || every.is_some() || shard.is_some() {

@@ -166,8 +166,22 @@ impl ParquetFolder {
     /// When the folder cannot be created or read, or its state file is not a list of
     /// STATE messages.
     pub fn create(dir: &Path, options: Options) -> io::Result<ParquetFolder> {
+        Self::create_shared(dir, options, &|_| true)
+    }
+
+    /// [`ParquetFolder::create`] for a folder other processes write too (shards): only
+    /// the temporary files of partitions `owns` accepts are removed (`None`: a stream
+    /// folder without accounts; `Some(acct)`: that account's).
+    ///
+    /// # Errors
+    /// As [`ParquetFolder::create`].
+    pub fn create_shared(
+        dir: &Path,
+        options: Options,
+        owns: &dyn Fn(Option<&str>) -> bool,
+    ) -> io::Result<ParquetFolder> {
         fs::create_dir_all(dir)?;
-        remove_temporary_files(dir)?;
+        remove_temporary_files(dir, owns)?;
         let saved = read_saved_states(&dir.join(STATE_FILE))?;
         let props = writer_properties();
         let run_ms = now_ms();
@@ -581,7 +595,12 @@ pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    // Unique: shards write views.sql into one folder at once.
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}-{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let mut file = File::create(&tmp)?;
     file.write_all(content)?;
     file.sync_all()?;
@@ -599,9 +618,15 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Removes the hidden `.part-*.parquet.tmp` files a dead run left (two levels deep).
-fn remove_temporary_files(dir: &Path) -> io::Result<()> {
+fn remove_temporary_files(dir: &Path, owns: &dyn Fn(Option<&str>) -> bool) -> io::Result<()> {
     let mut folders = vec![(dir.to_owned(), 0)];
     while let Some((folder, depth)) = folders.pop() {
+        let account = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(&format!("{ACCOUNT}=")))
+            .map(str::to_owned);
+        let mine = depth == 0 || owns(account.as_deref());
         for entry in fs::read_dir(&folder)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -609,7 +634,7 @@ fn remove_temporary_files(dir: &Path) -> io::Result<()> {
                 if depth < 2 {
                     folders.push((entry.path(), depth + 1));
                 }
-            } else if name.starts_with(".part-") && name.ends_with(".parquet.tmp") {
+            } else if mine && name.starts_with(".part-") && name.ends_with(".parquet.tmp") {
                 fs::remove_file(entry.path())?;
             }
         }

@@ -339,6 +339,7 @@ impl Staging {
     /// # Errors
     /// When it cannot be created.
     pub fn create() -> io::Result<Staging> {
+        remove_dead_staging_folders();
         let path = std::env::temp_dir().join(format!(
             "source-stripe-staging-{}-{:08x}",
             std::process::id(),
@@ -350,6 +351,27 @@ impl Staging {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Removes the staging folders of processes that are gone (killed before their `Drop`):
+/// they only hold copies of files that were uploaded, or never counted.
+fn remove_dead_staging_folders() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("source-stripe-staging-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() && std::fs::remove_dir_all(entry.path()).is_err()
+        {
+            // Someone else's to clean up.
+        }
     }
 }
 

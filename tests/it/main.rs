@@ -15,6 +15,10 @@ mod commands;
 mod commerce;
 /// Stripe Connect: OAuth links and syncs of many accounts.
 mod connect;
+/// Continuous mode (--every) and compaction.
+mod continuous;
+/// deploy/: the Kubernetes Indexed Job's manifest.
+mod deploy;
 /// Bad config, catalog and state: the error, its failure type, the exit code.
 mod errors;
 /// The fault matrix: every fault, Airbyte and Parquet, ends with a clean run's ids.
@@ -27,6 +31,8 @@ mod kills;
 mod late_events;
 /// Meltano runs the example project (examples/meltano/) twice.
 mod meltano;
+/// A local S3-compatible server (moto) for the object-storage runs.
+mod moto;
 /// Parquet output: values equal the protocol's, latest versions, kills, DuckDB and pyarrow.
 mod parquet;
 /// PyAirbyte reads into DuckDB, then incrementally.
@@ -35,7 +41,12 @@ mod pyairbyte;
 mod read_full;
 /// Incremental syncs through events; old cursors; resuming a killed sync.
 mod read_incremental;
+<<<<<<< HEAD
 /// Keys only over HTTPS or loopback; the OAuth listener is loopback-only and times out.
 mod safety;
+=======
+/// Shards: N processes into one folder, every account once.
+mod shards;
+>>>>>>> 2732f0d (Tests: Parquet suite also against S3 (moto; DuckDB httpfs, pyarrow S3), continuous mode, SIGTERM points, compaction with kills, 4 shards; deploy/ (Indexed Job, Airflow DAG) with manifest test; bench_shards; README)
 /// The Singer tap: discover, selection, state, errors, about.
 mod singer;
