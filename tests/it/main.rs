@@ -41,12 +41,9 @@ mod pyairbyte;
 mod read_full;
 /// Incremental syncs through events; old cursors; resuming a killed sync.
 mod read_incremental;
-<<<<<<< HEAD
 /// Keys only over HTTPS or loopback; the OAuth listener is loopback-only and times out.
 mod safety;
-=======
 /// Shards: N processes into one folder, every account once.
 mod shards;
->>>>>>> 2732f0d (Tests: Parquet suite also against S3 (moto; DuckDB httpfs, pyarrow S3), continuous mode, SIGTERM points, compaction with kills, 4 shards; deploy/ (Indexed Job, Airflow DAG) with manifest test; bench_shards; README)
 /// The Singer tap: discover, selection, state, errors, about.
 mod singer;

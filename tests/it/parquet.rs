@@ -120,15 +120,9 @@ impl Out {
 /// One row of a Parquet file, turned back into the record it came from.
 pub(crate) struct Row {
     pub(crate) record: Value,
-<<<<<<< HEAD
-    updated: Option<i64>,
-    synced_at: i64,
-    seq: i64,
-=======
     pub(crate) updated: Option<i64>,
     pub(crate) synced_at: i64,
     pub(crate) seq: i64,
->>>>>>> 2732f0d (Tests: Parquet suite also against S3 (moto; DuckDB httpfs, pyarrow S3), continuous mode, SIGTERM points, compaction with kills, 4 shards; deploy/ (Indexed Job, Airflow DAG) with manifest test; bench_shards; README)
 }
 
 /// Every `*.parquet` file under `dir`, and every other file readers would see (a name not
@@ -424,22 +418,10 @@ async fn holds_the_protocol_records(s3: bool) {
         let catalog = files.catalog(&every_stream("incremental"));
         let protocol = read(&config, &catalog, None).await;
         assert_eq!(protocol.code, 0, "{}", protocol.stderr);
-<<<<<<< HEAD
-        let dir = files.dir.path().join("out");
+        let target = Out::new(s3, &files, "out").await;
         // The raw streams (the commerce streams' decimals have their own test).
         let raw: Vec<&str> = STREAMS.iter().map(|s| s.name).collect();
         let raw = raw.join(",");
-        let out = run_plain(&[
-            "read",
-            "--config",
-            path(&config),
-            "--output-dir",
-            path(&dir),
-            "--streams",
-            &raw,
-        ])
-=======
-        let target = Out::new(s3, &files, "out").await;
         let out = run_in(
             &target,
             &[
@@ -448,9 +430,10 @@ async fn holds_the_protocol_records(s3: bool) {
                 path(&config),
                 "--output-dir",
                 target.arg(),
+                "--streams",
+                &raw,
             ],
         )
->>>>>>> 2732f0d (Tests: Parquet suite also against S3 (moto; DuckDB httpfs, pyarrow S3), continuous mode, SIGTERM points, compaction with kills, 4 shards; deploy/ (Indexed Job, Airflow DAG) with manifest test; bench_shards; README)
         .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.contains("total"), "a summary: {}", out.stdout);
