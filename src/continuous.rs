@@ -167,7 +167,7 @@ pub async fn run_period(
     } else {
         InputState::default()
     };
-    let plan =
+    let mut plan =
         sync::ReadPlan::build(config.clone(), selected.to_vec(), &state)?.with_shard(target.shard);
     let shard = target.shard;
     let owns = move |account: Option<&str>| match (shard, account) {
@@ -181,6 +181,8 @@ pub async fn run_period(
         folder = folder.with_remote(remote);
     }
     let client = crate::client_for(plan.config())?;
+    // As crate::read: the commerce streams are derived at the sink.
+    let folder = crate::commerce::DeriveSink::new(folder, plan.take_commerce());
     let (tx, writer) = crate::sinks::spawn(folder);
     let seen = *stop.borrow_and_update();
     let mut stopped = seen > 0;
@@ -200,7 +202,8 @@ pub async fn run_period(
     // files and saves their state.
     let sink = writer
         .await
-        .map_err(|err| Error::Output(io::Error::other(err.to_string())))??;
+        .map_err(|err| Error::Output(io::Error::other(err.to_string())))??
+        .into_inner();
     result?;
     let local_now = crate::protocol::now_ms() / 1000;
     let clock_offset = client
