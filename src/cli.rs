@@ -60,6 +60,31 @@ pub enum Command {
         /// when it has this many.
         #[arg(long, default_value_t = crate::sinks::parquet::DEFAULT_ROWS_PER_FILE)]
         rows_per_file: u64,
+        /// Parquet output, continuous mode: sync again every period (seconds, or a
+        /// duration such as `90s`, `5m`) until SIGTERM or Ctrl-C.
+        #[arg(long, value_parser = crate::continuous::parse_every)]
+        every: Option<std::time::Duration>,
+        /// Parquet output with connected accounts: read only the accounts of shard `I`
+        /// of `N` (`I/N`, from 0), chosen by a stable hash of the account id.
+        #[arg(long)]
+        shard: Option<crate::shard::Shard>,
+        /// Continuous mode: after a period, compact a stream's (or account's) folder once
+        /// it holds more than this many files (0: never).
+        #[arg(long, default_value_t = crate::compact::AUTO_COMPACT_FILES)]
+        compact_files: usize,
+    },
+    /// Merge the small Parquet files of each stream (and account) in an output folder or
+    /// object-store prefix into large ones; the latest-version views stay the same.
+    Compact {
+        /// The `--output-dir` of the reads (a path, or `s3://`, `gs://`, `az://`).
+        #[arg(long)]
+        output_dir: PathBuf,
+        /// Compact only the accounts of this shard (as the shard's writer does).
+        #[arg(long)]
+        shard: Option<crate::shard::Shard>,
+        /// Compact a partition only when it has more than this many files.
+        #[arg(long, default_value_t = 1)]
+        min_files: usize,
     },
     /// Stripe Connect: link merchants' accounts to your platform with OAuth, or unlink
     /// them. The platform's secret key comes from the config's `client_secret`.
@@ -188,7 +213,7 @@ impl Command {
             Command::Read {
                 format, output_dir, ..
             } => read_format(*format, output_dir.is_some()) == Format::Airbyte,
-            Command::Connect { .. } => false,
+            Command::Connect { .. } | Command::Compact { .. } => false,
             #[cfg(feature = "emulator")]
             _ => false,
         }

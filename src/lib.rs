@@ -13,6 +13,9 @@
 //! - [`sinks`]: where records go (protocol lines on stdout, a folder of JSON lines or of
 //!   Parquet files).
 //! - [`protocol`]: Airbyte message types and the line writer.
+//! - [`continuous`]: Parquet reads into a folder or object store, once or every period
+//!   (status file, signals, backoff); [`lock`]: one writer per destination;
+//!   [`compact`]: merging small files; [`shard`]: `--shard I/N` over connected accounts.
 //! - [`process`]: what both binaries do around a command (allocator, logs, runtime).
 //! - `emulator` (feature `emulator`): a local Stripe API for tests, demo, benchmarks.
 //!
@@ -21,7 +24,9 @@
 
 pub mod cli;
 pub mod commerce;
+pub mod compact;
 pub mod config;
+pub mod continuous;
 #[cfg(feature = "emulator")]
 pub mod demo;
 #[cfg(feature = "emulator")]
@@ -29,9 +34,11 @@ pub mod emulator;
 pub mod error;
 #[cfg(test)]
 mod fuzz_inputs;
+pub mod lock;
 pub mod process;
 pub mod protocol;
 pub mod secret;
+pub mod shard;
 pub mod sinks;
 pub mod streams;
 pub mod stripe;
@@ -86,6 +93,9 @@ pub async fn run(command: Command) -> Result<()> {
             output_dir,
             streams,
             rows_per_file,
+            every,
+            shard,
+            compact_files,
         } => {
             let parquet = cli::read_format(format, output_dir.is_some()) == cli::Format::Parquet;
             let config = load_config(&config, !parquet)?;
@@ -106,10 +116,14 @@ pub async fn run(command: Command) -> Result<()> {
                     None => streams::catalog::named(streams.as_deref())?,
                 };
                 let options = sinks::parquet::Options { rows_per_file };
-                let folder = read_parquet(config, selected, &dir, options).await?;
-                return print_summary(&folder, &dir);
+                let target = continuous::target(&dir, shard, options, &config)?;
+                let every = every.map(|period| continuous::Every {
+                    period,
+                    compact_files,
+                });
+                return continuous::read(config, selected, target, every).await;
             }
-            if output_dir.is_some() || streams.is_some() {
+            if output_dir.is_some() || streams.is_some() || every.is_some() || shard.is_some() {
                 return Err(Error::Usage(
                     "--output-dir and --streams are for Parquet output (--format parquet)"
                         .to_owned(),
@@ -130,6 +144,11 @@ pub async fn run(command: Command) -> Result<()> {
                 sinks::lines::AirbyteLines::new(BufWriter::with_capacity(1 << 16, io::stdout()));
             read(plan, sink).await.map(|_| ())
         }
+        Command::Compact {
+            output_dir,
+            shard,
+            min_files,
+        } => compact::run(&output_dir, shard, min_files).await,
         Command::Connect { command } => connect(command).await,
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => emulator::run(args).await.map_err(Error::Output),
@@ -305,26 +324,6 @@ pub async fn read_parquet(
     let plan = sync::ReadPlan::build(config, selected, &state)?;
     let folder = sinks::parquet::ParquetFolder::create(dir, options)?;
     read(plan, folder).await
-}
-
-/// Prints what a Parquet read wrote, per stream, for people.
-fn print_summary(folder: &sinks::parquet::ParquetFolder, dir: &std::path::Path) -> Result<()> {
-    let mut out = io::stdout().lock();
-    let total: u64 = folder.counts().values().sum();
-    writeln!(out, "{:<24} {:>10}", "stream", "records")?;
-    for (stream, count) in folder.counts() {
-        writeln!(out, "{stream:<24} {count:>10}")?;
-    }
-    writeln!(
-        out,
-        "{:<24} {total:>10}\n\n{} files in {}; state in {}; DuckDB views in {}",
-        "total",
-        folder.files().len(),
-        dir.display(),
-        dir.join(sinks::parquet::STATE_FILE).display(),
-        dir.join(sinks::parquet::VIEWS_FILE).display(),
-    )?;
-    Ok(())
 }
 
 /// The Stripe client a config asks for.

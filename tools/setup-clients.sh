@@ -27,6 +27,12 @@ venv() {
 # An analyst's tools: the Parquet output is queried with both.
 venv analytics "duckdb>=1.1" "pyarrow>=17"
 
+# Object storage: a local S3-compatible server (moto in server mode) for the tests that
+# write to s3://, and the analyst's side: DuckDB with its httpfs extension from PyPI (DuckDB
+# otherwise downloads extensions at run time, which CI cannot; the package holds DuckDB's
+# signed build, pinned to the same DuckDB version) and pyarrow's S3 filesystem.
+venv moto "moto[server]==5.2.5" "duckdb==1.5.5" "duckdb-extension-httpfs==1.5.5" "pyarrow>=17"
+
 # Meltano runs our Singer tap (examples/meltano/); target-jsonl is its loader, kept in its
 # own environment because its pins (singer-python, an old jsonschema) clash with Meltano's.
 venv meltano "meltano==4.4.1"

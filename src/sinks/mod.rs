@@ -7,6 +7,7 @@ pub mod columns;
 pub mod lines;
 pub mod parquet;
 pub mod singer;
+pub mod store;
 
 use std::io;
 

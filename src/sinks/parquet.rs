@@ -151,6 +151,11 @@ pub struct ParquetFolder {
     counts: BTreeMap<String, u64>,
     files: Vec<PathBuf>,
     errors: Vec<String>,
+    /// With an object-store destination: `dir` is the staging folder, and every closed
+    /// file, the state and the views go up to the store (see [`super::store`]).
+    remote: Option<Arc<super::store::Remote>>,
+    /// The state file's name ([`STATE_FILE`], or a shard's).
+    state_file: String,
 }
 
 impl ParquetFolder {
@@ -161,23 +166,24 @@ impl ParquetFolder {
     /// When the folder cannot be created or read, or its state file is not a list of
     /// STATE messages.
     pub fn create(dir: &Path, options: Options) -> io::Result<ParquetFolder> {
+        Self::create_shared(dir, options, &|_| true)
+    }
+
+    /// [`ParquetFolder::create`] for a folder other processes write too (shards): only
+    /// the temporary files of partitions `owns` accepts are removed (`None`: a stream
+    /// folder without accounts; `Some(acct)`: that account's).
+    ///
+    /// # Errors
+    /// As [`ParquetFolder::create`].
+    pub fn create_shared(
+        dir: &Path,
+        options: Options,
+        owns: &dyn Fn(Option<&str>) -> bool,
+    ) -> io::Result<ParquetFolder> {
         fs::create_dir_all(dir)?;
-        remove_temporary_files(dir)?;
+        remove_temporary_files(dir, owns)?;
         let saved = read_saved_states(&dir.join(STATE_FILE))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
-            // Lists named as the Parquet spec says (`list`/`element`), for every reader.
-            .set_coerce_types(true)
-            // Min/max per column chunk (row group), not per page: page indexes for
-            // hundreds of nested columns cost memory until the file closes.
-            .set_statistics_enabled(EnabledStatistics::Chunk)
-            // Measured on the emulator's data: plain + zstd is smaller and faster than
-            // dictionaries here, and holds no per-column hash tables.
-            .set_dictionary_enabled(false)
-            .set_created_by(format!("source-stripe {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let props = writer_properties();
         let run_ms = now_ms();
         Ok(ParquetFolder {
             dir: dir.to_owned(),
@@ -197,7 +203,27 @@ impl ParquetFolder {
             counts: BTreeMap::new(),
             files: Vec::new(),
             errors: Vec::new(),
+            remote: None,
+            state_file: STATE_FILE.to_owned(),
         })
+    }
+
+    /// Uploads every file when it is closed, and the state and views, to `remote`; the
+    /// folder given to [`ParquetFolder::create`] is then only a staging area.
+    pub fn with_remote(mut self, remote: Arc<super::store::Remote>) -> ParquetFolder {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Keeps the state in `name` instead of [`STATE_FILE`] (a shard's own state file),
+    /// reading the states saved there.
+    ///
+    /// # Errors
+    /// As [`ParquetFolder::create`] for the state file.
+    pub fn with_state_file(mut self, name: &str) -> io::Result<ParquetFolder> {
+        self.saved = read_saved_states(&self.dir.join(name))?;
+        self.state_file = name.to_owned();
+        Ok(self)
     }
 
     /// Records written per stream by this run.
@@ -295,6 +321,11 @@ impl ParquetFolder {
         if let Some(parent) = file.path.parent() {
             sync_dir(parent)?;
         }
+        if let Some(remote) = &self.remote {
+            // Stored before the state that covers it is saved (below).
+            remote.upload_blocking(&file.path, &self.relative(&file.path))?;
+            fs::remove_file(&file.path)?;
+        }
         self.files.push(file.path);
         if let Some(state) = self.pending.remove(key) {
             self.save(key, state);
@@ -342,10 +373,11 @@ impl ParquetFolder {
                 AirbyteMessage::state(stream, state, 0)
             })
             .collect();
-        write_atomically(
-            &self.dir.join(STATE_FILE),
-            &serde_json::to_vec_pretty(&messages)?,
-        )?;
+        let content = serde_json::to_vec_pretty(&messages)?;
+        write_atomically(&self.dir.join(&self.state_file), &content)?;
+        if let Some(remote) = &self.remote {
+            remote.put_blocking(&self.state_file, content)?;
+        }
         self.state_dirty = false;
         self.state_written = Instant::now();
         Ok(())
@@ -379,6 +411,18 @@ impl ParquetFolder {
             |n| n.to_string_lossy().into_owned(),
         );
         let mut streams: Vec<String> = Vec::new();
+        if let Some(remote) = &self.remote {
+            let mut sql = sql.replace(
+                "-- Paths are relative to the folder's parent: run `duckdb` there, then `.read <folder>/views.sql`.\n",
+                "-- Paths are URLs: DuckDB reads them with its httpfs extension (and S3 secrets).\n",
+            );
+            for stream in remote.folders_blocking()? {
+                if crate::streams::find(&stream).is_some() {
+                    sql.push_str(&view_sql(&stream, &remote.url(&stream)));
+                }
+            }
+            return remote.put_blocking(VIEWS_FILE, sql.into_bytes());
+        }
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
             if entry.file_type()?.is_dir() {
@@ -394,6 +438,36 @@ impl ParquetFolder {
         }
         write_atomically(&self.dir.join(VIEWS_FILE), sql.as_bytes())
     }
+}
+
+impl ParquetFolder {
+    /// A path under the folder as a `/`-separated relative name.
+    fn relative(&self, path: &Path) -> String {
+        let relative = path.strip_prefix(&self.dir).unwrap_or(path);
+        relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}
+
+/// How every file is written (also by compaction).
+pub(crate) fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(ROW_GROUP_BYTES))
+        // Lists named as the Parquet spec says (`list`/`element`), for every reader.
+        .set_coerce_types(true)
+        // Min/max per column chunk (row group), not per page: page indexes for
+        // hundreds of nested columns cost memory until the file closes.
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        // Measured on the emulator's data: plain + zstd is smaller and faster than
+        // dictionaries here, and holds no per-column hash tables.
+        .set_dictionary_enabled(false)
+        .set_created_by(format!("source-stripe {}", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// The DuckDB SQL of the two views of one stream whose files are under `path`.
@@ -517,11 +591,16 @@ fn sanitize(account: &str) -> String {
 }
 
 /// Writes `path` so that readers see the old content or the new, never a part.
-fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    // Unique: shards write views.sql into one folder at once.
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}-{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let mut file = File::create(&tmp)?;
     file.write_all(content)?;
     file.sync_all()?;
@@ -539,9 +618,15 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Removes the hidden `.part-*.parquet.tmp` files a dead run left (two levels deep).
-fn remove_temporary_files(dir: &Path) -> io::Result<()> {
+fn remove_temporary_files(dir: &Path, owns: &dyn Fn(Option<&str>) -> bool) -> io::Result<()> {
     let mut folders = vec![(dir.to_owned(), 0)];
     while let Some((folder, depth)) = folders.pop() {
+        let account = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(&format!("{ACCOUNT}=")))
+            .map(str::to_owned);
+        let mine = depth == 0 || owns(account.as_deref());
         for entry in fs::read_dir(&folder)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -549,7 +634,7 @@ fn remove_temporary_files(dir: &Path) -> io::Result<()> {
                 if depth < 2 {
                     folders.push((entry.path(), depth + 1));
                 }
-            } else if name.starts_with(".part-") && name.ends_with(".parquet.tmp") {
+            } else if mine && name.starts_with(".part-") && name.ends_with(".parquet.tmp") {
                 fs::remove_file(entry.path())?;
             }
         }

@@ -95,6 +95,8 @@ pub struct ReadPlan {
     commerce: Option<crate::commerce::Derive>,
     /// The saved state of every stream, for the progress of a full refresh under way.
     input: InputState,
+    /// `--shard`: only the connected accounts of this shard are read.
+    shard: Option<crate::shard::Shard>,
 }
 
 /// The outcome of each stream of one account.
@@ -145,12 +147,19 @@ impl ReadPlan {
             states,
             commerce,
             input: input.clone(),
+            shard: None,
         })
     }
 
     /// What the sink must derive for the selected commerce streams, once.
     pub fn take_commerce(&mut self) -> Option<crate::commerce::Derive> {
         self.commerce.take()
+    }
+
+    /// Reads only the connected accounts of `shard` (see [`crate::shard`]).
+    pub fn with_shard(mut self, shard: Option<crate::shard::Shard>) -> ReadPlan {
+        self.shard = shard;
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -253,6 +262,13 @@ impl ReadPlan {
                 .await?;
                 ids.into_iter().map(Some).collect()
             }
+        };
+        let accounts: Vec<Option<String>> = match self.shard {
+            Some(shard) => accounts
+                .into_iter()
+                .filter(|a| a.as_deref().is_none_or(|id| shard.includes(id)))
+                .collect(),
+            None => accounts,
         };
         let this = &self;
         let emit_ref = &emit;

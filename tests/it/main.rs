@@ -15,6 +15,10 @@ mod commands;
 mod commerce;
 /// Stripe Connect: OAuth links and syncs of many accounts.
 mod connect;
+/// Continuous mode (--every) and compaction.
+mod continuous;
+/// deploy/: the Kubernetes Indexed Job's manifest.
+mod deploy;
 /// Bad config, catalog and state: the error, its failure type, the exit code.
 mod errors;
 /// The fault matrix: every fault, Airbyte and Parquet, ends with a clean run's ids.
@@ -27,6 +31,8 @@ mod kills;
 mod late_events;
 /// Meltano runs the example project (examples/meltano/) twice.
 mod meltano;
+/// A local S3-compatible server (moto) for the object-storage runs.
+mod moto;
 /// Parquet output: values equal the protocol's, latest versions, kills, DuckDB and pyarrow.
 mod parquet;
 /// PyAirbyte reads into DuckDB, then incrementally.
@@ -40,5 +46,7 @@ mod read_incremental;
 mod resume;
 /// Keys only over HTTPS or loopback; the OAuth listener is loopback-only and times out.
 mod safety;
+/// Shards: N processes into one folder, every account once.
+mod shards;
 /// The Singer tap: discover, selection, state, errors, about.
 mod singer;

@@ -1,6 +1,8 @@
 //! Parquet output (`read --output-dir`): the files hold exactly the protocol-mode records,
 //! typed; incremental runs add versions that the latest-version query settles; a killed
-//! run leaves nothing half-written; DuckDB and pyarrow read it all.
+//! run leaves nothing half-written; DuckDB and pyarrow read it all. Every test runs
+//! twice: into a local folder, and into an S3 bucket on a local S3-compatible server
+//! ([`crate::moto`]), whose objects are then copied down and checked the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -16,16 +18,111 @@ use serde_json::{Map, Value, json};
 use source_stripe::emulator::{Advance, ChangeKind, DEFAULT_TEST_KEY, Faults, Scope};
 use source_stripe::streams::STREAMS;
 
+use crate::moto::Moto;
 use crate::util::{
     Files, emulator_ids, every_stream, path, platform_test, read, run, start_emulator,
 };
 
+/// Where a test's Parquet output goes.
+enum Out {
+    Local(PathBuf),
+    S3 {
+        moto: Moto,
+        bucket: String,
+        prefix: String,
+        url: String,
+        /// Where the stored objects are copied to be checked.
+        mirror: PathBuf,
+    },
+}
+
+impl Out {
+    /// `name` under the test's folder, or under a fresh bucket of a fresh moto.
+    async fn new(s3: bool, files: &Files, name: &str) -> Out {
+        if !s3 {
+            return Out::Local(files.dir.path().join(name));
+        }
+        let moto = Moto::start().await;
+        let bucket = "stripe-data".to_owned();
+        moto.bucket(&bucket).await;
+        let prefix = format!("team/{name}");
+        Out::S3 {
+            url: format!("s3://{bucket}/{prefix}"),
+            moto,
+            bucket,
+            prefix,
+            mirror: files.dir.path().join(name),
+        }
+    }
+
+    /// The `--output-dir` argument.
+    fn arg(&self) -> &str {
+        match self {
+            Out::Local(dir) => path(dir),
+            Out::S3 { url, .. } => url,
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Out::Local(_) => Vec::new(),
+            Out::S3 { moto, .. } => moto.env(),
+        }
+    }
+
+    /// A local folder holding exactly what is stored now.
+    async fn local(&self) -> PathBuf {
+        match self {
+            Out::Local(dir) => dir.clone(),
+            Out::S3 {
+                moto,
+                bucket,
+                prefix,
+                mirror,
+                ..
+            } => moto.mirror(bucket, prefix, mirror).await,
+        }
+    }
+
+    /// The binary with this output's environment.
+    fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(crate::util::BIN);
+        command.envs(self.env());
+        command
+    }
+
+    /// What DuckDB and pyarrow see: tests/clients/parquet_check.py on a local folder,
+    /// s3_check.py (DuckDB's httpfs, pyarrow's S3 filesystem) on the bucket itself.
+    async fn query_with_clients(&self) -> Value {
+        match self {
+            Out::Local(dir) => query_with_clients(dir).await,
+            Out::S3 { moto, url, .. } => {
+                let script = crate::util::client_script("s3_check.py");
+                let output = tokio::process::Command::new(crate::util::client("moto", "python"))
+                    .arg(script)
+                    .arg(&moto.endpoint)
+                    .arg(url)
+                    .envs(moto.env())
+                    .output()
+                    .await
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "s3_check.py failed:\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                serde_json::from_slice(&output.stdout).unwrap()
+            }
+        }
+    }
+}
+
 /// One row of a Parquet file, turned back into the record it came from.
 pub(crate) struct Row {
     pub(crate) record: Value,
-    updated: Option<i64>,
-    synced_at: i64,
-    seq: i64,
+    pub(crate) updated: Option<i64>,
+    pub(crate) synced_at: i64,
+    pub(crate) seq: i64,
 }
 
 /// Every `*.parquet` file under `dir`, and every other file readers would see (a name not
@@ -185,7 +282,7 @@ fn merge(base: &mut Value, extra: Value) {
 
 /// A record with NULL fields left out (Parquet cannot tell missing from null) and numbers
 /// in one form (a DOUBLE column holds `2` as `2.0`).
-fn normalize(value: &Value) -> Value {
+pub(crate) fn normalize(value: &Value) -> Value {
     match value {
         Value::Object(object) => Value::Object(
             object
@@ -204,7 +301,7 @@ fn normalize(value: &Value) -> Value {
 }
 
 /// The record's key: its account (with connected accounts) and id.
-fn key(record: &Value) -> (String, String) {
+pub(crate) fn key(record: &Value) -> (String, String) {
     (
         record["stripe_account"].as_str().unwrap_or("").to_owned(),
         record["id"].as_str().unwrap().to_owned(),
@@ -213,7 +310,7 @@ fn key(record: &Value) -> (String, String) {
 
 /// The latest version of every object, by the rule the README documents: greatest
 /// `updated`, then latest run, then first in its run; deleted ones left out.
-fn latest(rows: &[Row]) -> BTreeMap<(String, String), &Row> {
+pub(crate) fn latest(rows: &[Row]) -> BTreeMap<(String, String), &Row> {
     let mut best: BTreeMap<(String, String), &Row> = BTreeMap::new();
     for row in rows {
         let order = |r: &Row| (r.updated.unwrap_or(i64::MIN), r.synced_at, -r.seq);
@@ -235,11 +332,11 @@ struct Plain {
 }
 
 async fn run_plain(args: &[&str]) -> Plain {
-    let output = tokio::process::Command::new(crate::util::BIN)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
+    run_in(&Out::Local(PathBuf::new()), args).await
+}
+
+async fn run_in(out: &Out, args: &[&str]) -> Plain {
+    let output = out.command().args(args).output().await.unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     crate::util::assert_no_secrets(&stdout);
@@ -263,7 +360,7 @@ fn analytics_python() -> PathBuf {
 }
 
 /// tests/clients/parquet_check.py on the folder: what DuckDB and pyarrow see.
-async fn query_with_clients(dir: &Path) -> Value {
+pub(crate) async fn query_with_clients(dir: &Path) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/parquet_check.py");
     let output = tokio::process::Command::new(analytics_python())
         .arg(script)
@@ -304,6 +401,16 @@ pub(crate) fn saved_states(dir: &Path) -> BTreeMap<String, Value> {
 /// account); the saved state is the protocol's last STATE of every stream.
 #[tokio::test(flavor = "multi_thread")]
 async fn parquet_holds_the_protocol_records() {
+    holds_the_protocol_records(false).await;
+}
+
+/// [`parquet_holds_the_protocol_records`] into an S3 bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_holds_the_protocol_records() {
+    holds_the_protocol_records(true).await;
+}
+
+async fn holds_the_protocol_records(s3: bool) {
     let emulator = start_emulator(60).await;
     for extra in [json!({}), json!({"connected_accounts": "all"})] {
         let files = Files::new();
@@ -311,22 +418,26 @@ async fn parquet_holds_the_protocol_records() {
         let catalog = files.catalog(&every_stream("incremental"));
         let protocol = read(&config, &catalog, None).await;
         assert_eq!(protocol.code, 0, "{}", protocol.stderr);
-        let dir = files.dir.path().join("out");
+        let target = Out::new(s3, &files, "out").await;
         // The raw streams (the commerce streams' decimals have their own test).
         let raw: Vec<&str> = STREAMS.iter().map(|s| s.name).collect();
         let raw = raw.join(",");
-        let out = run_plain(&[
-            "read",
-            "--config",
-            path(&config),
-            "--output-dir",
-            path(&dir),
-            "--streams",
-            &raw,
-        ])
+        let out = run_in(
+            &target,
+            &[
+                "read",
+                "--config",
+                path(&config),
+                "--output-dir",
+                target.arg(),
+                "--streams",
+                &raw,
+            ],
+        )
         .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.contains("total"), "a summary: {}", out.stdout);
+        let dir = target.local().await;
         for stream in STREAMS {
             let expected: BTreeMap<(String, String), Value> = protocol
                 .records(stream.name)
@@ -394,25 +505,40 @@ async fn parquet_holds_the_protocol_records() {
 /// see the documented types and every row.
 #[tokio::test(flavor = "multi_thread")]
 async fn duckdb_and_pyarrow_read_the_latest_versions_after_an_incremental_run() {
+    latest_versions_after_an_incremental_run(false).await;
+}
+
+/// [`duckdb_and_pyarrow_read_the_latest_versions_after_an_incremental_run`] into an S3
+/// bucket: DuckDB reads it through httpfs, pyarrow through its S3 filesystem.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_duckdb_and_pyarrow_read_the_latest_versions_after_an_incremental_run() {
+    latest_versions_after_an_incremental_run(true).await;
+}
+
+async fn latest_versions_after_an_incremental_run(s3: bool) {
     let started = Instant::now();
     let emulator = start_emulator(120).await;
     let emu = emulator.emulator();
     let scope = platform_test();
     let files = Files::new();
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({"slice_range": 60}));
-    let dir = files.dir.path().join("stripe");
+    let target = Out::new(s3, &files, "stripe").await;
     let sync = || async {
-        let out = run_plain(&[
-            "read",
-            "--config",
-            path(&config),
-            "--output-dir",
-            path(&dir),
-        ])
+        let out = run_in(
+            &target,
+            &[
+                "read",
+                "--config",
+                path(&config),
+                "--output-dir",
+                target.arg(),
+            ],
+        )
         .await;
         assert_eq!(out.code, 0, "{}", out.stderr);
     };
     sync().await;
+    let dir = target.local().await;
     let first: BTreeMap<&str, usize> = STREAMS
         .iter()
         .map(|s| (s.name, read_stream(&dir, s.name).len()))
@@ -426,7 +552,8 @@ async fn duckdb_and_pyarrow_read_the_latest_versions_after_an_incremental_run() 
     });
     sync().await;
 
-    let seen = query_with_clients(&dir).await;
+    let dir = target.local().await;
+    let seen = target.query_with_clients().await;
     for stream in STREAMS {
         let name = stream.name;
         let rows = read_stream(&dir, name);
@@ -539,6 +666,16 @@ async fn duckdb_and_pyarrow_read_the_latest_versions_after_an_incremental_run() 
 /// file, and the latest-version view has every object exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_parquet_run_resumes_without_loss_or_duplicates() {
+    killed_run_resumes(false).await;
+}
+
+/// [`killed_parquet_run_resumes_without_loss_or_duplicates`] into an S3 bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_killed_run_resumes_without_loss_or_duplicates() {
+    killed_run_resumes(true).await;
+}
+
+async fn killed_run_resumes(s3: bool) {
     let emulator = start_emulator(600).await;
     let emu = emulator.emulator();
     emu.set_faults(Faults {
@@ -551,20 +688,21 @@ async fn killed_parquet_run_resumes_without_loss_or_duplicates() {
         DEFAULT_TEST_KEY,
         json!({"slice_range": 20, "num_workers": 4}),
     );
-    let dir = files.dir.path().join("stripe");
+    let target = Out::new(s3, &files, "stripe").await;
     let streams = ["customers", "charges", "balance_transactions"];
     let args = [
         "read",
         "--config",
         path(&config),
         "--output-dir",
-        path(&dir),
+        target.arg(),
         "--streams",
         "customers,charges,balance_transactions",
         "--rows-per-file",
         "40",
     ];
-    let mut child = tokio::process::Command::new(crate::util::BIN)
+    let mut child = target
+        .command()
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -573,6 +711,7 @@ async fn killed_parquet_run_resumes_without_loss_or_duplicates() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        let dir = target.local().await;
         let committed = dir.exists() && files_under(&dir).0.len() >= 6;
         if committed && dir.join("state.json").exists() {
             break;
@@ -585,6 +724,7 @@ async fn killed_parquet_run_resumes_without_loss_or_duplicates() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().await.unwrap();
+    let dir = target.local().await;
     let killed_files = files_under(&dir).0;
     for file in &killed_files {
         ParquetRecordBatchReaderBuilder::try_new(File::open(file).unwrap())
@@ -598,9 +738,10 @@ async fn killed_parquet_run_resumes_without_loss_or_duplicates() {
     assert!(killed_rows < complete, "the run was killed mid-way");
 
     emu.set_faults(Faults::default());
-    let out = run_plain(&args).await;
+    let out = run_in(&target, &args).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let seen = query_with_clients(&dir).await;
+    let dir = target.local().await;
+    let seen = target.query_with_clients().await;
     for stream in streams {
         let latest: Vec<&str> = seen[stream]["latest"]
             .as_array()
