@@ -58,9 +58,34 @@ STREAMS = {
     "invoices": "invoice",
     "subscriptions": "subscription",
     "payouts": "payout",
+    "accounts": "account",
+    "application_fees": "application_fee",
+    "authorizations": "issuing.authorization",
+    "cardholders": "issuing.cardholder",
+    "cards": "issuing.card",
+    "checkout_sessions": "checkout.session",
+    "coupons": "coupon",
+    "credit_notes": "credit_note",
+    "early_fraud_warnings": "radar.early_fraud_warning",
+    "file_links": "file_link",
+    "files": "file",
+    "invoice_items": "invoiceitem",
+    "invoice_payments": "invoice_payment",
+    "plans": "plan",
+    "promotion_codes": "promotion_code",
+    "reviews": "review",
+    "setup_intents": "setup_intent",
+    "shipping_rates": "shipping_rate",
+    "subscription_schedule": "subscription_schedule",
+    "top_ups": "topup",
+    "transactions": "issuing.transaction",
+    "transfers": "transfer",
 }
+# Streams that never change after creation (cursor `created`), or have no cursor.
+CREATED_STREAMS = {"account", "balance_transactions", "events", "file_links", "files",
+                   "shipping_rates"}
 # Streams whose changes are learned through the Events API.
-EVENT_STREAMS = set(STREAMS) - {"account", "balance_transactions", "events"}
+EVENT_STREAMS = set(STREAMS) - CREATED_STREAMS
 CONNECTOR_FIELDS = {
     "updated": {
         "type": ["null", "integer"],

@@ -35,6 +35,7 @@ mod clock;
 mod connect;
 mod data;
 mod faults;
+mod resources;
 mod rng;
 mod routes;
 mod store;
@@ -47,6 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 pub use cli::{Args, run};
+pub use resources::version_for;
 pub use routes::list_routes;
 
 use store::{ScopeData, Stream};
@@ -184,6 +186,10 @@ pub struct Advance {
     pub updates: usize,
     /// Deletions, rotating over customers, products and prices.
     pub deletes: usize,
+    /// For every table-driven resource (coupons, plans, Issuing, …, see `resources.rs`):
+    /// this many creates, updates (where the resource changes after creation) and
+    /// deletes (where it is deletable), each with its event.
+    pub resources: usize,
     /// The connected account whose data changes (`None` = the platform).
     pub account: Option<String>,
     /// Change live-mode data instead of test-mode data.
@@ -284,13 +290,14 @@ pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl Inner {
     /// Builds (once) and returns the data cell of a scope; `None` for an unknown account.
     pub(crate) fn scope_cell(&self, scope: &Scope) -> Option<ScopeCell> {
-        let (index, account_id) = {
+        let (index, account_id, linked) = {
             let reg = lock(&self.registry);
+            let linked: Vec<String> = reg.accounts.iter().map(|a| a.id.clone()).collect();
             match &scope.account {
-                None => (0, reg.platform.id.clone()),
+                None => (0, reg.platform.id.clone(), linked),
                 Some(id) => {
                     let entry = reg.account(id)?;
-                    (entry.index, entry.id.clone())
+                    (entry.index, entry.id.clone(), Vec::new())
                 }
             }
         };
@@ -304,19 +311,19 @@ impl Inner {
             } else {
                 (self.config.size / 4).max(10)
             };
-            RwLock::new(data::build(
-                &self.fixtures,
-                &data::BuildParams {
-                    seed: self.config.seed,
-                    index,
-                    account: account_id,
-                    connected: scope.account.is_some(),
-                    livemode: scope.livemode,
-                    size,
-                    history_days: self.config.history_days.max(1),
-                    start: self.clock.start(),
-                },
-            ))
+            let params = data::BuildParams {
+                seed: self.config.seed,
+                index,
+                account: account_id,
+                connected: scope.account.is_some(),
+                livemode: scope.livemode,
+                size,
+                history_days: self.config.history_days.max(1),
+                start: self.clock.start(),
+            };
+            let mut built = data::build(&self.fixtures, &params);
+            resources::build(&self.fixtures, &params, &linked, &mut built);
+            RwLock::new(built)
         });
         Some(cell)
     }
@@ -413,9 +420,6 @@ impl Emulator {
                 .map(|a| a.id.clone())
                 .collect();
         }
-        let Some(stream) = Stream::from_name(stream) else {
-            return Vec::new();
-        };
         let Some(cell) = self.inner.scope_cell(scope) else {
             return Vec::new();
         };
@@ -423,6 +427,12 @@ impl Emulator {
             return Vec::new();
         };
         let data = read(lock_);
+        if let Some(ids) = resources::ids(&data, stream) {
+            return ids;
+        }
+        let Some(stream) = Stream::from_name(stream) else {
+            return Vec::new();
+        };
         let lo = if stream == Stream::Events {
             Some(self.now() - EVENT_RETENTION_SECS + 1)
         } else {
@@ -446,9 +456,12 @@ impl Emulator {
             };
             return Some(entry.to_value(&self.inner.fixtures));
         }
-        let stream = Stream::from_name(stream)?;
         let cell = self.inner.scope_cell(scope)?;
         let data = read(cell.get()?);
+        if resources::find(stream).is_some() {
+            return resources::object(&data, stream, id);
+        }
+        let stream = Stream::from_name(stream)?;
         data.col(stream).get(id).map(|o| o.value())
     }
 

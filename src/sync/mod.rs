@@ -16,6 +16,7 @@
 //! is only emitted for a point below which every window is complete. All requests go
 //! through one [`Client`], which caps requests in flight and their rate.
 
+mod endpoints;
 pub mod state;
 
 use std::sync::Arc;
@@ -420,7 +421,12 @@ impl ReadPlan {
                     let ctx = ctx.clone();
                     let def = stream.def;
                     jobs.push(
-                        async move { vec![(def.name, read_list(&ctx, def, plan).await)] }.boxed(),
+                        async move {
+                            let result = read_list(&ctx, def, plan).await;
+                            let result = endpoints::unless_not_enabled(&ctx, def, result).await;
+                            vec![(def.name, result)]
+                        }
+                        .boxed(),
                     );
                 }
             }
@@ -609,6 +615,9 @@ struct Head {
     id: String,
     #[serde(default)]
     created: Option<i64>,
+    /// Invoice items carry `date` where other objects carry `created`.
+    #[serde(default)]
+    date: Option<i64>,
     #[serde(default)]
     updated: Option<IgnoredAny>,
     #[serde(default)]
@@ -662,12 +671,17 @@ fn decorate(
 }
 
 fn head(stream: &str, raw: &RawValue) -> Result<Head, Error> {
-    serde_json::from_str(raw.get()).map_err(|err| {
-        Error::Stripe(stripe::Error::InvalidResponse {
-            path: stream.to_owned(),
-            message: format!("an object has no id or created: {err}"),
+    serde_json::from_str(raw.get())
+        .map(|head: Head| Head {
+            created: head.created.or(head.date),
+            ..head
         })
-    })
+        .map_err(|err| {
+            Error::Stripe(stripe::Error::InvalidResponse {
+                path: stream.to_owned(),
+                message: format!("an object has no id or created: {err}"),
+            })
+        })
 }
 
 /// Reads a list stream per its plan, with its STATEs.
@@ -709,6 +723,14 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
         // Nothing to read: the state stays where it was, said again.
         return match checkpoint {
             Some(checkpoint) => ctx.state(def.name, checkpoint(from.max(to))).await,
+            None => Ok(()),
+        };
+    }
+    if !def.created_filter {
+        let lt = checkpoint.is_some().then_some(to);
+        endpoints::read_unfiltered(ctx, def, updated, from, lt).await?;
+        return match checkpoint {
+            Some(checkpoint) => ctx.state(def.name, checkpoint(to)).await,
             None => Ok(()),
         };
     }
@@ -893,7 +915,8 @@ async fn list_page(
         query.push(("starting_after", after.to_owned()));
     }
     query.extend(def.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    Ok(ctx.client.list(def.path, &query).await?)
+    let client = endpoints::client_for(ctx, def);
+    Ok(client.list(def.path, &query).await?)
 }
 
 /// The id and `created` of the first and last object of a page.
