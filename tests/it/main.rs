@@ -27,3 +27,6 @@ mod read_full;
 mod read_incremental;
 /// The Singer tap: discover, selection, state, errors, about.
 mod singer;
+/// Stripe's wider read surface: Airbyte's catalog, every resource incrementally,
+/// products an account does not use.
+mod surface;
