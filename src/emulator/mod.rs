@@ -26,6 +26,7 @@
 //! | payouts | max(n/100, 3) |
 //! | balance_transactions | one per succeeded charge, refund and payout, plus dispute withdrawals/reinstatements |
 //! | events | `*.created`-style events for everything created in the 30 days before the clock start |
+//! | each table-driven resource (`resources.rs`) | max(n/25, 3); none of the Issuing ones on connected accounts |
 //!
 //! Live mode uses the same size as test mode; each connected account uses
 //! `max(size / 4, 10)`.
