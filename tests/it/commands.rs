@@ -77,7 +77,9 @@ async fn discover_lists_the_streams() {
         );
         let expected_cursor = match name {
             "account" => Value::Null,
-            "balance_transactions" | "events" => json!(["created"]),
+            "balance_transactions" | "events" | "files" | "file_links" | "shipping_rates" => {
+                json!(["created"])
+            }
             _ => json!(["updated"]),
         };
         assert_eq!(stream["default_cursor_field"], expected_cursor, "{name}");
