@@ -98,6 +98,13 @@ pub struct RawConfig {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub call_rate_limit: Option<i64>,
+    /// Requests per second the connector allows itself on each API endpoint (one stream's
+    /// list, or the events pass), within `call_rate_limit`. Defaults to Stripe's
+    /// per-endpoint limit, 25 (Files 20), less 5% headroom; or a quarter of
+    /// `call_rate_limit` when that is higher (a server that is not Stripe).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub endpoint_rate_limit: Option<i64>,
     /// Base URL of the Stripe API. Change it only for a proxy or the built-in emulator.
     #[serde(default = "default_api_base")]
     pub api_base: String,
@@ -207,6 +214,8 @@ pub struct Config {
     pub num_workers: usize,
     /// Requests per second the client allows itself.
     pub rate_limit: f64,
+    /// Requests per second the client allows itself per endpoint.
+    pub endpoint_rate_limit: f64,
     pub api_base: url::Url,
     pub stripe_version: String,
     pub request_timeout: std::time::Duration,
@@ -371,6 +380,16 @@ impl Config {
             Some(limit) => limit as f64,
             None => f64::from(mode.stripe_rate_limit()) * 0.95,
         };
+        let endpoint_rate_limit = match raw.endpoint_rate_limit {
+            Some(limit) if limit < 1 => {
+                return Err(field(
+                    "endpoint_rate_limit",
+                    format!("must be at least 1 request per second; got {limit}"),
+                ));
+            }
+            Some(limit) => limit as f64,
+            None => (crate::stripe::limits::STRIPE_ENDPOINT_LIMIT * 0.95).max(rate_limit / 4.0),
+        };
         let num_workers = match raw.num_workers {
             Some(n) if !(1..=200).contains(&n) => {
                 return Err(field(
@@ -438,6 +457,7 @@ impl Config {
             slice_secs: raw.slice_range * 86_400,
             num_workers,
             rate_limit,
+            endpoint_rate_limit,
             api_base,
             stripe_version: raw.stripe_version,
         })
@@ -515,6 +535,7 @@ mod tests {
         assert_eq!(config.slice_secs, 365 * 86_400);
         assert_eq!(config.num_workers, 76);
         assert_eq!(config.rate_limit, 95.0);
+        assert_eq!(config.endpoint_rate_limit, 23.75);
         assert_eq!(config.api_base.as_str(), "https://api.stripe.com/");
         assert_eq!(config.stripe_version, DEFAULT_STRIPE_VERSION);
     }

@@ -326,6 +326,7 @@ pub fn client_for(config: &Config) -> Result<stripe::Client> {
             _ => None,
         },
         rate_limit: config.rate_limit,
+        endpoint_rate_limit: config.endpoint_rate_limit,
         max_in_flight: config.num_workers,
         request_timeout: config.request_timeout,
     })?)

@@ -24,6 +24,12 @@ pub struct Args {
     /// Days of history the data is spread over.
     #[arg(long, default_value_t = 730)]
     pub history_days: i64,
+    /// Share of objects created in the last 30 days (0 = spread evenly over the history).
+    #[arg(long, default_value_t = 0.0)]
+    pub recent_share: f64,
+    /// Build the core objects from Stripe's 2026 examples (about twice the size).
+    #[arg(long)]
+    pub large_objects: bool,
     /// Connected accounts linked at start.
     #[arg(long, default_value_t = 3)]
     pub connected_accounts: usize,
@@ -36,6 +42,10 @@ pub struct Args {
     /// Requests per second per account and mode before 429s.
     #[arg(long)]
     pub rate_limit: Option<f64>,
+    /// Requests per second per endpoint (path without ids) before 429s, like Stripe's
+    /// per-endpoint limit (25; Files get 20/25 of this).
+    #[arg(long)]
+    pub endpoint_rate_limit: Option<f64>,
     /// Added latency of every /v1 response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -60,11 +70,14 @@ impl Args {
             seed: self.seed,
             size: self.size,
             history_days: self.history_days,
+            recent_share: self.recent_share,
+            large_objects: self.large_objects,
             connected_accounts: self.connected_accounts,
             now: self.now,
             frozen_clock: self.frozen_clock,
             faults: Faults {
                 rate_limit_per_sec: self.rate_limit,
+                endpoint_rate_limit_per_sec: self.endpoint_rate_limit,
                 latency: Duration::from_millis(self.latency_ms),
                 too_many_requests_rate: self.too_many_requests_rate,
                 server_error_rate: self.server_error_rate,
@@ -152,10 +165,13 @@ mod unit {
             "1700000000",
             "--rate-limit",
             "25",
+            "--endpoint-rate-limit",
+            "10",
         ]);
         assert_eq!(cmd.args.port, 12111);
         let config = cmd.args.config();
         assert_eq!(config.faults.rate_limit_per_sec, Some(25.0));
+        assert_eq!(config.faults.endpoint_rate_limit_per_sec, Some(10.0));
         let emu = Emulator::new(config);
         let text = banner(&emu, "http://127.0.0.1:12111", &cmd.args);
         for needle in [

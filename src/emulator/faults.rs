@@ -1,12 +1,15 @@
-//! Throttling and injected faults: the per-(account, mode) token bucket, the deterministic
-//! choice of which request fails how, and the bodies that break the connection.
+//! Throttling and injected faults: the per-(account, mode) and per-endpoint token
+//! buckets, the deterministic choice of which request fails how, and the bodies that
+//! break the connection.
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use futures::StreamExt;
 
-use super::Faults;
 use super::rng::Rng;
+use super::{Faults, Scope};
 
 /// A token bucket refilled at `rate` tokens per second, holding at most `max(rate, 1)`.
 pub(crate) struct TokenBucket {
@@ -24,17 +27,86 @@ impl TokenBucket {
 
     /// Takes one token if available (refilling by elapsed wall time first).
     pub(crate) fn take(&mut self, rate: f64) -> bool {
+        if !self.has(rate) {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+
+    /// Refills by elapsed wall time and says whether a token is there, taking none.
+    fn has(&mut self, rate: f64) -> bool {
         let now = Instant::now();
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * rate).min(rate.max(1.0));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
+        self.tokens >= 1.0
+    }
+}
+
+/// The endpoint of a path, as Stripe's per-endpoint limit counts it: the path with ids
+/// (segments with a digit or an upper-case letter after `/v1`) replaced by `*`.
+pub(crate) fn endpoint(path: &str) -> String {
+    path.trim_end_matches('/')
+        .split('/')
+        .enumerate()
+        .map(|(i, s)| {
+            if i > 1
+                && s.chars()
+                    .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+            {
+                "*"
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Takes a token from the account's bucket and the endpoint's, if both have one (a
+/// refused request takes none).
+pub(crate) fn within_limits(
+    buckets: &Mutex<HashMap<(Scope, String), TokenBucket>>,
+    scope: &Scope,
+    path: &str,
+    faults: &Faults,
+) -> bool {
+    let account = faults.rate_limit_per_sec.filter(|r| *r > 0.0);
+    let endpoint_rate = faults.endpoint_rate_limit_per_sec.filter(|r| *r > 0.0);
+    if account.is_none() && endpoint_rate.is_none() {
+        return true;
+    }
+    let name = endpoint(path);
+    let endpoint_rate = endpoint_rate.map(|rate| {
+        if name == "/v1/files" || name.starts_with("/v1/files/") {
+            rate * 20.0 / 25.0
         } else {
-            false
+            rate
+        }
+    });
+    let mut buckets = super::lock(buckets);
+    let mut keys = Vec::new();
+    if let Some(rate) = account {
+        keys.push(((scope.clone(), String::new()), rate));
+    }
+    if let Some(rate) = endpoint_rate {
+        keys.push(((scope.clone(), name), rate));
+    }
+    for (key, rate) in &keys {
+        let bucket = buckets
+            .entry(key.clone())
+            .or_insert_with(|| TokenBucket::new(*rate));
+        if !bucket.has(*rate) {
+            return false;
         }
     }
+    for (key, rate) in keys {
+        if let Some(bucket) = buckets.get_mut(&key) {
+            bucket.take(rate);
+        }
+    }
+    true
 }
 
 /// What happens to one request.
@@ -186,6 +258,29 @@ mod unit {
             .count();
         assert!((400..600).contains(&n), "{n}");
         assert_eq!(decide(&f, 1, 17), decide(&f, 1, 17));
+    }
+
+    #[test]
+    fn endpoint_and_account_limits_both_refuse() {
+        let buckets = Mutex::new(HashMap::new());
+        let scope = Scope::platform_test();
+        let faults = Faults {
+            rate_limit_per_sec: Some(5.0),
+            endpoint_rate_limit_per_sec: Some(3.0),
+            ..Faults::default()
+        };
+        let take = |path: &str| within_limits(&buckets, &scope, path, &faults);
+        // Three for charges, then its endpoint is empty; two more for customers, then
+        // the account is.
+        assert!(take("/v1/charges") && take("/v1/charges") && take("/v1/charges"));
+        assert!(!take("/v1/charges"));
+        assert!(take("/v1/customers") && take("/v1/customers/cus_Ab12"));
+        assert!(!take("/v1/refunds"));
+        assert_eq!(
+            endpoint("/v1/invoices/in_1Mt9/lines"),
+            "/v1/invoices/*/lines"
+        );
+        assert_eq!(endpoint("/v1/payment_intents"), "/v1/payment_intents");
     }
 
     #[test]

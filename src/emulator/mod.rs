@@ -90,6 +90,12 @@ pub struct Config {
     pub size: usize,
     /// Objects' `created` is spread over this many days before the clock start (default 730).
     pub history_days: i64,
+    /// Share of objects created in the last 30 days, the rest spread evenly over the
+    /// history (default 0: all spread evenly). 0.9 is a young, fast-growing account.
+    pub recent_share: f64,
+    /// Build the core objects from Stripe's 2026 examples, about twice the size of the
+    /// 2022 ones (a charge is about 3.4 KB of JSON). Default `false`.
+    pub large_objects: bool,
     /// Connected accounts linked to the platform at start (default 3).
     pub connected_accounts: usize,
     /// API keys of the platform (default [`default_keys`]).
@@ -112,6 +118,8 @@ impl Default for Config {
             seed: 42,
             size: 1000,
             history_days: 730,
+            recent_share: 0.0,
+            large_objects: false,
             connected_accounts: 3,
             keys: default_keys(),
             now: None,
@@ -147,6 +155,11 @@ impl ApiKey {
 pub struct Faults {
     /// Token bucket per (account, mode): this many requests per second, burst = the rate.
     pub rate_limit_per_sec: Option<f64>,
+    /// Token bucket per (account, mode, endpoint), an endpoint being the path without ids
+    /// (`/v1/charges`, `/v1/invoices/*/lines`): this many requests per second, burst = the
+    /// rate; Files (`/v1/files`) get 20/25 of it, as at Stripe (25/s, Files 20/s). A
+    /// request needs a token of both buckets; one refused by either is answered 429.
+    pub endpoint_rate_limit_per_sec: Option<f64>,
     /// Added to every `/v1` response.
     pub latency: std::time::Duration,
     /// Fraction answered 429 `rate_limit` regardless of the rate.
@@ -315,7 +328,8 @@ pub(crate) struct Inner {
     scopes: Mutex<HashMap<Scope, ScopeCell>>,
     pub(crate) log: Mutex<Vec<LoggedRequest>>,
     pub(crate) counter: AtomicU64,
-    pub(crate) buckets: Mutex<HashMap<Scope, faults::TokenBucket>>,
+    /// Token buckets by scope and endpoint (`""` for the account's own).
+    pub(crate) buckets: Mutex<HashMap<(Scope, String), faults::TokenBucket>>,
     /// Requests answered with an injected fault (any kind) so far.
     pub(crate) injected: AtomicU64,
     /// When the current [`Faults::outage`] began (wall clock).
@@ -369,6 +383,7 @@ impl Inner {
                     livemode: scope.livemode,
                     size,
                     history_days: self.config.history_days.max(1),
+                    recent_share: self.config.recent_share.clamp(0.0, 1.0),
                     start: self.clock.start(),
                 },
             );
@@ -407,7 +422,11 @@ impl Emulator {
             inner: Arc::new(Inner {
                 clock: clock::Clock::new(start, config.frozen_clock),
                 faults: RwLock::new(config.faults.clone()),
-                fixtures: data::Fixtures::load(),
+                fixtures: if config.large_objects {
+                    data::Fixtures::load_2026()
+                } else {
+                    data::Fixtures::load()
+                },
                 registry: Mutex::new(registry),
                 scopes: Mutex::new(HashMap::new()),
                 log: Mutex::new(Vec::new()),

@@ -14,7 +14,7 @@ use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 
 use super::connect::{self, AccountEntry, mask_key, request_key};
-use super::faults::{self, Fault, TokenBucket};
+use super::faults::{self, Fault};
 use super::rng::Rng;
 use super::store::{Collection, Cursor, Obj, PageQuery, ScopeData, Stream};
 use super::{
@@ -536,15 +536,9 @@ fn handle(inner: &Inner, req: &Request, counter: u64, faults: &super::Faults) ->
         injected();
         return (Reply::Err(ApiError::unavailable()), Fault::None);
     }
-    if let Some(rate) = faults.rate_limit_per_sec.filter(|r| *r > 0.0) {
-        let allowed = lock(&inner.buckets)
-            .entry(auth.scope.clone())
-            .or_insert_with(|| TokenBucket::new(rate))
-            .take(rate);
-        if !allowed {
-            injected();
-            return (Reply::Err(ApiError::rate_limited()), Fault::None);
-        }
+    if !faults::within_limits(&inner.buckets, &auth.scope, req.uri().path(), faults) {
+        injected();
+        return (Reply::Err(ApiError::rate_limited()), Fault::None);
     }
     let fault = faults::decide(faults, inner.config.seed, counter);
     if fault != Fault::None {

@@ -1156,3 +1156,40 @@ fn default_size_builds_quickly_enough_for_tests() {
     assert_eq!(emu.ids(&test_scope(), "charges").len(), 1000);
     eprintln!("size 1000 built in {:?}", started.elapsed());
 }
+
+/// The benchmark's data shapes: `recent_share` puts that share of the objects in the last
+/// 30 days, `large_objects` builds them from Stripe's 2026 examples (a charge ≈ 3 KB).
+#[test]
+fn data_shapes_recent_share_and_large_objects() {
+    let charges = |config: Config| {
+        let emu = Emulator::new(config);
+        let scope = test_scope();
+        emu.ids(&scope, "charges")
+            .iter()
+            .map(|id| emu.object(&scope, "charges", id).unwrap())
+            .collect::<Vec<Value>>()
+    };
+    let recent = |objects: &[Value]| {
+        objects
+            .iter()
+            .filter(|o| o["created"].as_i64().unwrap() >= NOW - 30 * 86_400)
+            .count() as f64
+            / objects.len() as f64
+    };
+    let even = charges(config(400));
+    let young = charges(Config {
+        recent_share: 0.9,
+        ..config(400)
+    });
+    assert!(recent(&even) < 0.1, "even: {}", recent(&even));
+    assert!(recent(&young) > 0.85, "young: {}", recent(&young));
+    let size = |objects: &[Value]| {
+        objects.iter().map(|o| o.to_string().len()).sum::<usize>() / objects.len()
+    };
+    let large = charges(Config {
+        large_objects: true,
+        ..config(50)
+    });
+    assert!(size(&large) > 3_000, "2026 charge: {} bytes", size(&large));
+    assert!(size(&large) > size(&even) * 3 / 2);
+}

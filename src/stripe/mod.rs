@@ -9,13 +9,13 @@ pub mod connect;
 mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod limits;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
@@ -50,8 +50,10 @@ pub struct ClientConfig {
     pub stripe_version: String,
     /// Sent as `Stripe-Account` on every request when set.
     pub account: Option<String>,
-    /// Requests per second.
+    /// Requests per second for the account.
     pub rate_limit: f64,
+    /// Requests per second for each endpoint (Files get 20/25 of it), within `rate_limit`.
+    pub endpoint_rate_limit: f64,
     /// Requests in flight at once.
     pub max_in_flight: usize,
     /// The longest one request may take, headers and body: a stalled connection is
@@ -238,7 +240,8 @@ async fn read_capped(
 pub struct Client {
     http: reqwest::Client,
     config: Arc<ClientConfig>,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    /// The account's and each endpoint's rate limit.
+    pacer: Arc<limits::Pacer>,
     in_flight: Arc<Semaphore>,
     /// Until when (ms since the epoch) every request waits after a 429.
     paused_until_ms: Arc<AtomicI64>,
@@ -247,11 +250,17 @@ pub struct Client {
     stats: Arc<Stats>,
 }
 
-/// One request every `1 / rate` seconds, no bursts: Stripe's own limiter is a token
-/// bucket, and an even pace never empties it.
-fn quota(rate: f64) -> Result<Quota, Error> {
-    Quota::with_period(Duration::from_secs_f64(1.0 / rate.max(0.01)))
-        .ok_or_else(|| Error::Setup("the rate limit must be positive".to_owned()))
+/// One request every `1 / rate` seconds per limit, no bursts: Stripe's own limiter is a
+/// token bucket, and an even pace never empties it.
+fn pacer(config: &ClientConfig) -> Result<Arc<limits::Pacer>, Error> {
+    if !(config.rate_limit > 0.0 && config.endpoint_rate_limit > 0.0) {
+        return Err(Error::Setup("the rate limits must be positive".to_owned()));
+    }
+    Ok(Arc::new(limits::Pacer::new(
+        config.rate_limit,
+        config.endpoint_rate_limit,
+        config.max_in_flight,
+    )))
 }
 
 /// How one attempt ended.
@@ -277,7 +286,7 @@ impl Client {
             .map_err(|err| Error::Setup(err.to_string()))?;
         Ok(Client {
             http,
-            limiter: Arc::new(RateLimiter::direct(quota(config.rate_limit)?)),
+            pacer: pacer(&config)?,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             paused_until_ms: Arc::new(AtomicI64::new(0)),
             server_time: Arc::new(AtomicI64::new(0)),
@@ -299,7 +308,7 @@ impl Client {
         };
         Ok(Client {
             http: self.http.clone(),
-            limiter: Arc::new(RateLimiter::direct(quota(config.rate_limit)?)),
+            pacer: pacer(&config)?,
             in_flight: self.in_flight.clone(),
             paused_until_ms: Arc::new(AtomicI64::new(0)),
             server_time: Arc::new(AtomicI64::new(0)),
@@ -423,10 +432,17 @@ impl Client {
         if pause > 0 {
             tokio::time::sleep(Duration::from_millis(pause as u64)).await;
         }
-        let Ok(_permit) = self.in_flight.acquire().await else {
+        // The endpoint's share of the in-flight slots first, so requests waiting for
+        // their endpoint's pace never hold the slots other endpoints could use.
+        let endpoint = limits::endpoint_of(path);
+        let endpoint_slots = self.pacer.endpoint_slots(&endpoint);
+        let (Ok(_endpoint_permit), Ok(_permit)) = (
+            endpoint_slots.acquire().await,
+            self.in_flight.acquire().await,
+        ) else {
             return Attempt::Fail(Error::Setup("the request limiter was closed".to_owned()));
         };
-        self.limiter.until_ready().await;
+        self.pacer.ready(&endpoint).await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = self
             .http

@@ -1,0 +1,235 @@
+//! Stripe's two rate limits, kept on the client side: one for the account (100/s live,
+//! 25/s test) and one per API endpoint (25/s by default, Files 20/s), which also counts
+//! against the account's (Stripe's rate-limits page, 2026; `DESIGN.md`, "Stripe facts").
+//!
+//! A request may go once both its account and its endpoint have room: [`Pacer::ready`]
+//! takes both at once, under one short lock. `governor` keeps one limit per limiter and
+//! cannot take two atomically (taking the endpoint's cell and then waiting for the
+//! account's would let an endpoint's requests bunch up behind the account), hence this
+//! small pair of GCRA cells. Each endpoint also has a cap on requests in flight in
+//! proportion to its share of the account's rate, so one big stream waiting for its
+//! endpoint's pace never holds the in-flight slots the other endpoints could use.
+//!
+//! It knows nothing of streams: an endpoint is a request path with its ids taken out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// Stripe's default per-endpoint limit, requests per second.
+pub const STRIPE_ENDPOINT_LIMIT: f64 = 25.0;
+/// Stripe's limit for the Files API, requests per second.
+pub const STRIPE_FILES_LIMIT: f64 = 20.0;
+
+/// The endpoint of a request path: its segments with object ids replaced by `*`, so
+/// `/v1/invoices/in_1Mx/lines` and `/v1/invoices/in_2Qz/lines` are one endpoint.
+///
+/// An id is a segment with a digit or an upper-case letter after the version segment:
+/// Stripe's resource names are lower case with underscores (`payment_intents`), its ids
+/// a prefix and a random base-62 part (`cus_NffrFeUfNV2Hib`).
+pub fn endpoint_of(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for (index, segment) in path.trim_end_matches('/').split('/').enumerate() {
+        if index > 0 {
+            out.push('/');
+        }
+        let is_id = index > 1
+            && segment
+                .chars()
+                .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+        out.push_str(if is_id { "*" } else { segment });
+    }
+    out
+}
+
+/// The limit of an endpoint, given the default one: Files get Stripe's 20/25 of it.
+pub fn endpoint_limit(endpoint: &str, default: f64) -> f64 {
+    if endpoint == "/v1/files" || endpoint.starts_with("/v1/files/") {
+        default * STRIPE_FILES_LIMIT / STRIPE_ENDPOINT_LIMIT
+    } else {
+        default
+    }
+}
+
+/// A GCRA cell: the theoretical arrival time of the next request.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    next: Instant,
+}
+
+impl Cell {
+    /// After a grant at `now`: the next one is one period later, less the part of a
+    /// period a late waiter lost (at most half a period), so timer lateness does not
+    /// lower the rate; any window of `w` seconds holds at most `(w + period / 2) / period
+    /// + 1` grants.
+    fn advance(&mut self, now: Instant, period: Duration) {
+        let floor = now.checked_sub(period / 2).unwrap_or(now);
+        self.next = self.next.max(floor) + period;
+    }
+}
+
+/// The pacing state of one account.
+struct PaceState {
+    account: Cell,
+    endpoints: HashMap<String, Cell>,
+}
+
+/// Both limits of one account. Cheap to share (`Arc`).
+pub struct Pacer {
+    account_period: Duration,
+    endpoint_rate: f64,
+    state: Mutex<PaceState>,
+    /// Requests in flight per endpoint.
+    in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+    max_in_flight: usize,
+    account_rate: f64,
+}
+
+fn period(rate: f64) -> Duration {
+    Duration::from_secs_f64(1.0 / rate.max(0.01))
+}
+
+impl Pacer {
+    /// `account_rate` and `endpoint_rate` in requests per second; `max_in_flight` is
+    /// the client's cap on requests in flight, shared out to endpoints by their rates.
+    pub fn new(account_rate: f64, endpoint_rate: f64, max_in_flight: usize) -> Pacer {
+        let now = Instant::now();
+        Pacer {
+            account_period: period(account_rate),
+            endpoint_rate,
+            state: Mutex::new(PaceState {
+                account: Cell { next: now },
+                endpoints: HashMap::new(),
+            }),
+            in_flight: Mutex::new(HashMap::new()),
+            max_in_flight: max_in_flight.max(1),
+            account_rate,
+        }
+    }
+
+    /// Requests per second allowed on `endpoint`.
+    pub fn endpoint_rate(&self, endpoint: &str) -> f64 {
+        endpoint_limit(endpoint, self.endpoint_rate).min(self.account_rate)
+    }
+
+    /// The in-flight cap of `endpoint`: its share of the client's, by rate (at least 1).
+    pub fn endpoint_slots(&self, endpoint: &str) -> Arc<Semaphore> {
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.entry(endpoint.to_owned())
+            .or_insert_with(|| {
+                let share = self.endpoint_rate(endpoint) / self.account_rate.max(0.01);
+                let slots = (self.max_in_flight as f64 * share).ceil() as usize;
+                Arc::new(Semaphore::new(slots.clamp(1, self.max_in_flight)))
+            })
+            .clone()
+    }
+
+    /// Waits until both the account and `endpoint` have room, and takes it.
+    ///
+    /// Cancel-safe: nothing is taken until it returns.
+    pub async fn ready(&self, endpoint: &str) {
+        let endpoint_period = period(self.endpoint_rate(endpoint));
+        loop {
+            let wait_until = {
+                let mut state = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let now = Instant::now();
+                let account_next = state.account.next;
+                let cell = state
+                    .endpoints
+                    .entry(endpoint.to_owned())
+                    .or_insert(Cell { next: now });
+                let ready_at = account_next.max(cell.next);
+                if ready_at <= now {
+                    cell.advance(now, endpoint_period);
+                    state.account.advance(now, self.account_period);
+                    return;
+                }
+                ready_at
+            };
+            tokio::time::sleep_until(wait_until).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_drop_ids() {
+        assert_eq!(endpoint_of("/v1/charges"), "/v1/charges");
+        assert_eq!(endpoint_of("/v1/payment_intents/"), "/v1/payment_intents");
+        assert_eq!(
+            endpoint_of("/v1/invoices/in_1MtHbELkdIwHu7ix/lines"),
+            "/v1/invoices/*/lines"
+        );
+        assert_eq!(
+            endpoint_of("/v1/customers/cus_NffrFeUfNV2Hib"),
+            "/v1/customers/*"
+        );
+        assert_eq!(endpoint_limit("/v1/files", 25.0), 20.0);
+        assert_eq!(endpoint_limit("/v1/charges", 25.0), 25.0);
+    }
+
+    /// Grants over a simulated 10 s, with many waiters on one big endpoint and a few on
+    /// others: no second holds more than either limit allows, and the account's rate is
+    /// used up.
+    #[tokio::test(start_paused = true)]
+    async fn both_limits_hold_and_the_account_rate_is_used() {
+        let pacer = Arc::new(Pacer::new(20.0, 8.0, 40));
+        let start = Instant::now();
+        let grants = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (endpoint, waiters) in [
+            ("/v1/charges", 30),
+            ("/v1/customers", 5),
+            ("/v1/refunds", 5),
+        ] {
+            for _ in 0..waiters {
+                let (pacer, grants) = (pacer.clone(), grants.clone());
+                tasks.push(tokio::spawn(async move {
+                    while start.elapsed() < Duration::from_secs(10) {
+                        pacer.ready(endpoint).await;
+                        grants
+                            .lock()
+                            .unwrap()
+                            .push((start.elapsed().as_millis() as u64, endpoint));
+                    }
+                }));
+            }
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let grants = grants.lock().unwrap();
+        for second in 0..10 {
+            let in_second = |name: Option<&str>| {
+                grants
+                    .iter()
+                    .filter(|(ms, e)| ms / 1000 == second && name.is_none_or(|n| n == *e))
+                    .count()
+            };
+            assert!(
+                in_second(None) <= 21,
+                "second {second}: {}",
+                in_second(None)
+            );
+            for name in ["/v1/charges", "/v1/customers", "/v1/refunds"] {
+                assert!(in_second(Some(name)) <= 9, "{name} in second {second}");
+            }
+        }
+        let total = grants.iter().filter(|(ms, _)| *ms < 10_000).count();
+        assert!(total >= 190, "the account's 20/s was used: {total} in 10 s");
+        assert_eq!(pacer.endpoint_slots("/v1/charges").available_permits(), 16);
+        assert_eq!(pacer.endpoint_slots("/v1/files").available_permits(), 13);
+    }
+}
