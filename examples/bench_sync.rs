@@ -7,9 +7,24 @@
 //!     --size 60000 --latency-ms 250 --rate-limit 100 --mode live
 //! ```
 //!
-//! Prints one JSON line: records, wall seconds, records/s, requests/s, the rate limit,
-//! `limit_utilisation` (requests/s ÷ limit), 429s seen, connector CPU seconds, records per
-//! connector CPU-second, and the connector's peak RSS (its `VmHWM`, polled every 20 ms).
+//! Prints one JSON line: records; `min_pages` (Σ over streams of ⌈objects ÷ 100⌉: the
+//! fewest requests that can carry the data); `requests` and `requests_per_min_page`;
+//! `wall_s`; `bound_s`, the time Stripe's limits allow at best: max(`min_pages` ÷ account
+//! rate, the largest stream's pages ÷ endpoint rate); `bound_fraction` = `bound_s` ÷
+//! `wall_s`; 429s seen, connector CPU seconds, records per connector CPU-second, and the
+//! connector's peak RSS (its `VmHWM`, polled every 20 ms).
+//!
+//! `--stripe-limits` makes the emulator enforce Stripe's limits (100/s live or 25/s test
+//! per account, 25/s per endpoint); `--shape` picks the data shape:
+//! `even` (objects spread evenly over two years, `start_date` 2020-01-01), `recent` (90%
+//! created in the last month, the rest over two years, `start_date` 2020-01-01), `seven-years`
+//! (spread over seven years, Airbyte's default `start_date` 2017-01-25); `--large-objects`
+//! builds them from Stripe's 2026 examples (a charge ≈ 3.4 KB of JSON):
+//!
+//! ```sh
+//! cargo run --release --example bench_sync -- --stripe-limits --mode live \
+//!     --latency-ms 250 --shape even --large-objects --size 22000
+//! ```
 //!
 //! `--output parquet` benchmarks the Parquet output instead (`read --output-dir` into a
 //! temporary folder; the records are the connector's own count), e.g. 1,000,000 records:
@@ -58,6 +73,19 @@ struct Args {
     /// `airbyte` (protocol lines on stdout) or `parquet` (files in a temporary folder).
     #[arg(long, default_value = "airbyte")]
     output: String,
+    /// Enforce Stripe's limits in the emulator: 100/s (live) or 25/s (test) per account,
+    /// 25/s per endpoint (overrides `--rate-limit`).
+    #[arg(long)]
+    stripe_limits: bool,
+    /// The emulator's limit per endpoint (requests/s); 0 = none.
+    #[arg(long, default_value_t = 0.0)]
+    endpoint_rate_limit: f64,
+    /// Data shape: `even`, `recent` or `seven-years` (see the module docs).
+    #[arg(long, default_value = "even")]
+    shape: String,
+    /// Objects as large as Stripe's 2026 ones.
+    #[arg(long)]
+    large_objects: bool,
     /// Streams to read (full refresh).
     #[arg(
         long,
@@ -71,23 +99,44 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let connector = connector_binary()?;
+    let live = args.mode == "live";
+    let (history_days, recent_share, start_date) = match args.shape.as_str() {
+        "even" => (730, 0.0, "2020-01-01T00:00:00Z"),
+        "recent" => (730, 0.9, "2020-01-01T00:00:00Z"),
+        "seven-years" => (7 * 365, 0.0, "2017-01-25T00:00:00Z"),
+        other => {
+            return Err(format!("unknown --shape {other}: even, recent or seven-years").into());
+        }
+    };
+    let (rate_limit, endpoint_rate_limit) = if args.stripe_limits {
+        (if live { 100.0 } else { 25.0 }, 25.0)
+    } else {
+        (args.rate_limit, args.endpoint_rate_limit)
+    };
     let emulator = Emulator::new(emulator::Config {
         size: args.size,
+        history_days,
+        recent_share,
+        large_objects: args.large_objects,
         ..emulator::Config::default()
     });
-    let live = args.mode == "live";
     let scope = emulator::Scope {
         account: None,
         livemode: live,
     };
     // Build the data set before the clock starts.
-    let expected: usize = args
+    let counts: Vec<usize> = args
         .streams
         .iter()
         .map(|s| emulator.ids(&scope, s).len())
-        .sum();
+        .collect();
+    let expected: usize = counts.iter().sum();
+    let pages = |n: usize| n.div_ceil(100).max(1);
+    let min_pages: usize = counts.iter().map(|n| pages(*n)).sum();
+    let largest_pages = counts.iter().map(|n| pages(*n)).max().unwrap_or(0);
     emulator.set_faults(Faults {
-        rate_limit_per_sec: (args.rate_limit > 0.0).then_some(args.rate_limit),
+        rate_limit_per_sec: (rate_limit > 0.0).then_some(rate_limit),
+        endpoint_rate_limit_per_sec: (endpoint_rate_limit > 0.0).then_some(endpoint_rate_limit),
         latency: Duration::from_millis(args.latency_ms),
         ..Faults::default()
     });
@@ -98,15 +147,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = json!({
         "client_secret": if live { emulator::DEFAULT_LIVE_KEY } else { emulator::DEFAULT_TEST_KEY },
         "api_base": running.base_url(),
+        "start_date": start_date,
     });
-    match (args.num_workers, args.rate_limit) {
+    match (args.num_workers, rate_limit) {
         (Some(workers), _) => config["num_workers"] = json!(workers),
         // No limit: as many in flight as live mode's default, not the 200 that an
         // unlimited rate would give.
         (None, limit) if limit <= 0.0 => config["num_workers"] = json!(76),
         _ => {}
     }
-    match (args.call_rate_limit, args.rate_limit) {
+    match (args.call_rate_limit, rate_limit) {
         (Some(limit), _) => config["call_rate_limit"] = json!(limit),
         (None, limit) if limit <= 0.0 => config["call_rate_limit"] = json!(100_000),
         _ => {}
@@ -214,25 +264,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log = &log[requests_before..];
     let requests = log.len();
     let throttled = log.iter().filter(|r| r.status == 429).count();
-    let limit = if args.rate_limit > 0.0 {
-        args.rate_limit
+    let limit = if rate_limit > 0.0 {
+        rate_limit
     } else {
         f64::NAN
     };
+    // The time Stripe's limits allow at best (requests beyond `min_pages` are waste).
+    let bound = (min_pages as f64 / limit).max(if endpoint_rate_limit > 0.0 {
+        largest_pages as f64 / endpoint_rate_limit
+    } else {
+        0.0
+    });
     let parquet_bytes: u64 = if parquet { dir_size(&out_dir) } else { 0 };
     let report = json!({
         "exit_ok": status.success(),
         "output": args.output,
+        "shape": args.shape,
+        "large_objects": args.large_objects,
+        "mode": args.mode,
         "size": args.size,
         "latency_ms": args.latency_ms,
         "records": records,
         "expected_records": expected,
-        "wall_secs": round(wall),
-        "records_per_sec": round(records as f64 / wall),
+        "min_pages": min_pages,
         "requests": requests,
+        "requests_per_min_page": round(requests as f64 / min_pages as f64),
+        "wall_s": round(wall),
+        "bound_s": if limit.is_nan() { json!(null) } else { json!(round(bound)) },
+        "bound_fraction": if limit.is_nan() { json!(null) } else { json!(round(bound / wall)) },
+        "records_per_sec": round(records as f64 / wall),
         "requests_per_sec": round(requests as f64 / wall),
         "rate_limit": if limit.is_nan() { json!(null) } else { json!(limit) },
-        "limit_utilisation": if limit.is_nan() { json!(null) } else { json!(round(requests as f64 / wall / limit)) },
+        "endpoint_rate_limit": if endpoint_rate_limit > 0.0 { json!(endpoint_rate_limit) } else { json!(null) },
         "http_429": throttled,
         "connector_cpu_secs": round(cpu),
         "records_per_cpu_sec": round(records as f64 / cpu.max(0.01)),
