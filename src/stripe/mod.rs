@@ -67,6 +67,31 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub rate_limited: AtomicU64,
     pub retries: AtomicU64,
+    /// The same per endpoint ([`limits::endpoint_of`]).
+    endpoints: std::sync::Mutex<std::collections::HashMap<String, EndpointStats>>,
+}
+
+/// Requests, 429s and retries of one endpoint.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EndpointStats {
+    pub requests: u64,
+    pub rate_limited: u64,
+    pub retries: u64,
+}
+
+impl Stats {
+    /// The counters of `path`'s endpoint so far.
+    pub fn endpoint(&self, path: &str) -> EndpointStats {
+        let map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&limits::endpoint_of(path))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn count(&self, endpoint: &str, what: impl FnOnce(&mut EndpointStats)) {
+        let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        what(map.entry(endpoint.to_owned()).or_default());
+    }
 }
 
 /// One page of a list endpoint: the body as Stripe sent it. [`Page::parse`] reads it
@@ -247,6 +272,9 @@ pub struct Client {
     paused_until_ms: Arc<AtomicI64>,
     /// The server's clock (unix seconds) from the last response's `Date` header.
     server_time: Arc<AtomicI64>,
+    /// Moving average of a request's round trip (send to body read), microseconds; 0
+    /// before the first.
+    latency_us: Arc<AtomicU64>,
     stats: Arc<Stats>,
 }
 
@@ -290,6 +318,7 @@ impl Client {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             paused_until_ms: Arc::new(AtomicI64::new(0)),
             server_time: Arc::new(AtomicI64::new(0)),
+            latency_us: Arc::new(AtomicU64::new(0)),
             stats: Arc::new(Stats::default()),
             config: Arc::new(config),
         })
@@ -312,6 +341,7 @@ impl Client {
             in_flight: self.in_flight.clone(),
             paused_until_ms: Arc::new(AtomicI64::new(0)),
             server_time: Arc::new(AtomicI64::new(0)),
+            latency_us: self.latency_us.clone(),
             stats: self.stats.clone(),
             config: Arc::new(config),
         })
@@ -324,6 +354,44 @@ impl Client {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Requests per second this client allows itself for the account.
+    pub fn rate_limit(&self) -> f64 {
+        self.config.rate_limit
+    }
+
+    /// Requests per second this client allows itself on `path`'s endpoint.
+    pub fn endpoint_rate(&self, path: &str) -> f64 {
+        self.pacer.endpoint_rate(&limits::endpoint_of(path))
+    }
+
+    /// The cap on requests in flight.
+    pub fn max_in_flight(&self) -> usize {
+        self.config.max_in_flight.max(1)
+    }
+
+    /// The moving average of a request's round trip, `None` before the first answer.
+    pub fn latency(&self) -> Option<Duration> {
+        match self.latency_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    fn record_latency(&self, took: Duration) {
+        let sample = (took.as_micros() as u64).max(1);
+        // Lock-free moving average (weight 1/8): the planner needs a rough figure. The
+        // update always returns `Some`, so it cannot fail.
+        self.latency_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else {
+                    old - old / 8 + sample / 8
+                })
+            })
+            .ok();
     }
 
     /// The server's clock from the latest response, if any answered with a `Date`.
@@ -422,6 +490,8 @@ impl Client {
                 });
             };
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .count(&limits::endpoint_of(path), |s| s.retries += 1);
             tracing::debug!(path, attempts, ?delay, why, "retrying");
             tokio::time::sleep(delay).await;
         }
@@ -444,6 +514,7 @@ impl Client {
         };
         self.pacer.ready(&endpoint).await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.stats.count(&endpoint, |s| s.requests += 1);
         let mut request = self
             .http
             .get(url)
@@ -452,6 +523,7 @@ impl Client {
         if let Some(account) = &self.config.account {
             request = request.header("Stripe-Account", account);
         }
+        let sent = tokio::time::Instant::now();
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
@@ -486,7 +558,10 @@ impl Client {
             .map(|secs| Duration::from_secs_f64(secs.clamp(0.0, 60.0)));
         let request_id = header("request-id").unwrap_or_default();
         let body = match read_capped(&mut response).await {
-            Ok(Some(body)) => body,
+            Ok(Some(body)) => {
+                self.record_latency(sent.elapsed());
+                body
+            }
             Ok(None) => {
                 return Attempt::Fail(Error::InvalidResponse {
                     path: path.to_owned(),
@@ -518,6 +593,8 @@ impl Client {
         );
         if status.as_u16() == 429 && matches!(outcome, Attempt::Retry { .. }) {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .count(&limits::endpoint_of(path), |s| s.rate_limited += 1);
             // Everyone slows down, not just this request: Stripe counts the account.
             let wait = retry_after.unwrap_or(Duration::from_millis(500));
             let until = crate::protocol::now_ms() + wait.as_millis() as i64;

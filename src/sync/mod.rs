@@ -12,14 +12,17 @@
 //!   stream of its object; a cursor older than Stripe's 30-day event window falls back
 //!   to a full read, said in a LOG line.
 //!
-//! Windows are read concurrently and split further when they hold many pages; a STATE
-//! is only emitted for a point below which every window is complete. All requests go
-//! through one [`Client`], which caps requests in flight and their rate.
+//! List streams are read by the planner (`plan.rs`): ranges read concurrently, split
+//! where the pages are; a STATE is only emitted for a point below which every window is
+//! complete (`checkpoint.rs`). All requests go through one [`Client`], which caps
+//! requests in flight and keeps to the account's and each endpoint's rate limit.
 
+mod checkpoint;
+mod plan;
+mod progress;
 pub mod state;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::stream::{self, StreamExt};
 use futures::{FutureExt, future::BoxFuture};
@@ -50,10 +53,6 @@ const EVENTS_WINDOW_SECS: i64 = 86_400;
 /// Stripe accepts at most this many names in `types[]`.
 const MAX_EVENT_TYPES: usize = 20;
 const PAGE_LIMIT: &str = "100";
-/// Above this many slices, a full read first looks for the oldest object.
-const MAX_BLIND_SLICES: i64 = 16;
-/// Ranges one round of the oldest-object search asks at once.
-const SEARCH_FANOUT: i64 = 8;
 
 /// How one selected stream will be read.
 #[derive(Debug, Clone, Copy)]
@@ -212,12 +211,28 @@ impl ReadPlan {
             self.config.num_workers,
         );
         for stream in &self.streams {
+            emit.progress.start(stream.def.name, stream.def.path);
             emit.message(AirbyteMessage::stream_status(
                 stream.def.name,
                 StreamStatus::Started,
             ))
             .await?;
         }
+        let (stop_reporter, stopped) = tokio::sync::oneshot::channel();
+        let reporter = {
+            let (emit, client) = (emit.clone(), client.clone());
+            let progress = emit.progress.clone();
+            tokio::spawn(progress::report(
+                progress,
+                client,
+                progress::Display::for_stderr(),
+                stopped,
+                move |message| {
+                    let emit = emit.clone();
+                    async move { emit.message(message).await }
+                },
+            ))
+        };
         let accounts: Vec<Option<String>> = match &self.config.accounts {
             Accounts::One(_) => vec![None],
             Accounts::List(ids) => ids.iter().cloned().map(Some).collect(),
@@ -253,6 +268,12 @@ impl ReadPlan {
                 .collect()
                 .await;
         by_account.sort_by(|a, b| a.0.cmp(&b.0));
+        // The reporter sends its summary before the final stream statuses.
+        stop_reporter.send(()).ok();
+        match reporter.await {
+            Ok(result) => result?,
+            Err(err) => tracing::warn!("the progress reporter failed: {err}"),
+        }
 
         let mut failures: Vec<(&'static str, Option<String>, Error)> = Vec::new();
         for (account, result) in by_account {
@@ -384,6 +405,7 @@ impl ReadPlan {
             now,
             events_until: now - self.config.event_settle_secs,
             split_budget: self.config.num_workers * 2,
+            budget: plan::Budget::new(),
         });
         let mut jobs: Vec<BoxFuture<'static, StreamResults>> = Vec::new();
         let mut events_streams = Vec::new();
@@ -396,11 +418,14 @@ impl ReadPlan {
             let plan = self.plan(stream, state, now);
             tracing::info!(stream = name, account, ?plan, "planned");
             match plan {
-                Plan::Events { cursor, from } => events_streams.push(EventsStream {
-                    def: stream.def,
-                    cursor,
-                    from,
-                }),
+                Plan::Events { cursor, from } => {
+                    emit.progress.start(name, "/v1/events");
+                    events_streams.push(EventsStream {
+                        def: stream.def,
+                        cursor,
+                        from,
+                    })
+                }
                 Plan::Single if stream.def.path != "/v1/account" => {
                     // Another single object (the balance, for company info).
                     let (ctx, def) = (ctx.clone(), stream.def);
@@ -421,6 +446,7 @@ impl ReadPlan {
                         }
                         Err(err) => Err(clone_stripe_error(err)),
                     };
+                    emit.progress.finish(name);
                     jobs.push(futures::future::ready(vec![(name, result)]).boxed());
                 }
                 plan => {
@@ -443,7 +469,12 @@ impl ReadPlan {
                     let ctx = ctx.clone();
                     let def = stream.def;
                     jobs.push(
-                        async move { vec![(def.name, read_list(&ctx, def, plan).await)] }.boxed(),
+                        async move {
+                            let result = read_list(&ctx, def, plan).await;
+                            ctx.emit.progress.finish(def.name);
+                            vec![(def.name, result)]
+                        }
+                        .boxed(),
                     );
                 }
             }
@@ -453,6 +484,9 @@ impl ReadPlan {
             jobs.push(
                 async move {
                     let result = read_events(&ctx, &events_streams).await;
+                    for stream in &events_streams {
+                        ctx.emit.progress.finish(stream.def.name);
+                    }
                     events_streams
                         .iter()
                         .map(|s| (s.def.name, result.as_ref().map(|_| ()).map_err(copy_error)))
@@ -535,6 +569,8 @@ struct Emitter {
     /// held from its request until its records are in the channel, so memory stays
     /// bounded by this and the channel, whatever the data size and the splitting.
     pages: Arc<tokio::sync::Semaphore>,
+    /// What a person and Airbyte are shown of the read.
+    progress: Arc<progress::Progress>,
 }
 
 type AccountStates = HashMap<&'static str, serde_json::Map<String, serde_json::Value>>;
@@ -549,6 +585,7 @@ impl Emitter {
             out,
             by_account: by_account.map(|states| Arc::new(tokio::sync::Mutex::new(states))),
             pages: Arc::new(tokio::sync::Semaphore::new(pages_in_memory.max(1))),
+            progress: progress::Progress::new(),
         }
     }
 
@@ -573,6 +610,7 @@ impl Emitter {
         if records.is_empty() {
             return Ok(());
         }
+        self.progress.records(stream, records.len());
         self.send(Output::Records { stream, records }).await
     }
 
@@ -612,8 +650,10 @@ struct Ctx {
     /// Where reads of `/v1/events` end: `now` less `event_settle_secs`, because an
     /// event can become listable after its `created` time (DESIGN.md, Stripe facts).
     events_until: i64,
-    /// Ranges that may be read at once before a range stops splitting.
+    /// Event windows that may be read at once.
     split_budget: usize,
+    /// The ranges of every list stream being read, shared by their planners.
+    budget: plan::Budget,
 }
 
 impl Ctx {
@@ -760,9 +800,9 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
     ctx.emit.records(def.name, records).await?;
     drop(permit);
     let Some(PageBounds {
+        first_created,
         last_id,
         last_created,
-        ..
     }) = bounds.filter(|_| page.has_more)
     else {
         return match checkpoint {
@@ -770,39 +810,50 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
             None => Ok(()),
         };
     };
-    let slice = ctx.slice_secs.max(1);
-    let start = if (last_created - from) / slice > MAX_BLIND_SLICES {
-        // Many slices, most perhaps before the oldest object (a start_date years
-        // back): find the oldest day with data instead of asking each slice.
-        oldest_day(ctx, def, from, last_created).await?
+    // The rest: a full refresh as one range going on below the first page (the
+    // planner splits it where the pages are); with state, windows of `slice_range` so a
+    // STATE can follow each, the newest going on below the first page.
+    let span = (first_created - last_created).max(1);
+    let (ranges, ends) = if checkpoint.is_none() {
+        (
+            vec![plan::Range::new(
+                0,
+                from,
+                lt,
+                Some(last_id),
+                last_created,
+                span,
+            )],
+            vec![to],
+        )
     } else {
-        from
-    };
-    // Slices below the first page, oldest first, then the rest of the first page's
-    // last second; each ends at the point its STATE may claim.
-    let mut ranges: Vec<(i64, i64, Option<String>, i64)> = windows(start, last_created, slice)
-        .into_iter()
-        .map(|(gte, lt)| (gte, lt, None, lt))
-        .collect();
-    ranges.push((last_created, last_created + 1, Some(last_id), to));
-    let active = Arc::new(AtomicUsize::new(0));
-    let mut done = InOrder::spawn_all(
-        ranges.into_iter().map(|(gte, lt, after, end)| {
-            let (ctx, active) = (ctx.clone(), active.clone());
-            async move {
-                read_range(&ctx, def, updated, gte, Some(lt), after, active).await?;
-                Ok(end)
-            }
-            .boxed()
-        }),
-        ctx.split_budget,
-    );
-    while let Some(end) = done.next().await? {
-        if let Some(checkpoint) = &checkpoint {
-            ctx.state(def.name, checkpoint(end)).await?;
+        let windows = windows(from, last_created + 1, ctx.slice_secs.max(1));
+        let top = windows.len() - 1;
+        let mut ranges = vec![plan::Range::new(
+            top,
+            windows[top].0,
+            lt,
+            Some(last_id),
+            last_created,
+            span,
+        )];
+        for (index, (gte, lt)) in windows[..top].iter().enumerate() {
+            ranges.push(plan::Range::new(index, *gte, Some(*lt), None, lt - 1, 0));
         }
-    }
-    Ok(())
+        let mut ends: Vec<i64> = windows.iter().map(|(_, lt)| *lt).collect();
+        ends[top] = to;
+        (ranges, ends)
+    };
+    let claim = |end: i64| checkpoint.as_ref().map(|c| c(end));
+    plan::read_ranges(
+        ctx,
+        def,
+        updated,
+        ranges,
+        checkpoint::Checkpoints::new(ends),
+        &claim,
+    )
+    .await
 }
 
 /// Jobs run as tasks of their own, their outputs taken in job order.
@@ -876,40 +927,6 @@ impl<T: Send + 'static> InOrder<T> {
     }
 }
 
-/// The start of a day that is no later than the oldest object of `[from, to)`: a
-/// search with pages of one object that asks [`SEARCH_FANOUT`] ranges at once per round,
-/// so it takes a few round trips, not one per halving.
-async fn oldest_day(ctx: &Ctx, def: &'static StreamDef, from: i64, to: i64) -> Result<i64, Error> {
-    let (mut lo, mut hi) = (from, to);
-    while hi - lo > 86_400 {
-        let step = ((hi - lo) / SEARCH_FANOUT).max(86_400);
-        let cuts: Vec<i64> = (1..SEARCH_FANOUT)
-            .map(|i| lo + i * step)
-            .filter(|cut| *cut < hi)
-            .collect();
-        // Is there anything in [from, cut)? The first cut with data bounds the oldest.
-        let probes = cuts
-            .iter()
-            .map(|cut| list_page(ctx, def, from, Some(*cut), None, "1"));
-        let found = futures::future::try_join_all(probes).await?;
-        let mut first = None;
-        for (cut, page) in cuts.iter().zip(&found) {
-            if !page.parse()?.data.is_empty() {
-                first = Some(*cut);
-                break;
-            }
-        }
-        match first {
-            Some(cut) => {
-                hi = cut;
-                lo = cut - step;
-            }
-            None => lo = cuts.last().copied().unwrap_or(hi),
-        }
-    }
-    Ok(lo)
-}
-
 /// One page of `def`'s list endpoint in `[gte, lt)`.
 async fn list_page(
     ctx: &Ctx,
@@ -970,89 +987,6 @@ fn records_of(
         });
     }
     Ok((records, bounds))
-}
-
-/// Reads `[gte, lt)` of a list endpoint, newest first, from `starting_after` on.
-/// After the first page it estimates how many pages remain from the `created` span of
-/// that page; if many do, the rest of the range is split and read concurrently.
-fn read_range<'a>(
-    ctx: &'a Ctx,
-    def: &'static StreamDef,
-    updated: bool,
-    gte: i64,
-    lt: Option<i64>,
-    mut starting_after: Option<String>,
-    active: Arc<AtomicUsize>,
-) -> BoxFuture<'a, Result<(), Error>> {
-    async move {
-        active.fetch_add(1, Ordering::Relaxed);
-        let _guard = ActiveGuard(active.clone());
-        loop {
-            let permit = ctx.emit.page_permit().await?;
-            let page = list_page(ctx, def, gte, lt, starting_after.as_deref(), PAGE_LIMIT).await?;
-            let page = page.parse()?;
-            let (records, bounds) = records_of(ctx, def, updated, &page.data)?;
-            ctx.emit.records(def.name, records).await?;
-            drop(permit);
-            let (Some(bounds), true) = (bounds, page.has_more) else {
-                return Ok(());
-            };
-            let PageBounds {
-                first_created,
-                last_id,
-                last_created,
-            } = bounds;
-            let span = (first_created - last_created).max(1);
-            let remaining_pages = (last_created - gte) / span;
-            let room = ctx
-                .split_budget
-                .saturating_sub(active.load(Ordering::Relaxed));
-            let parts = (remaining_pages / 2).clamp(0, 8).min(room as i64);
-            if parts >= 2 && last_created - gte >= parts {
-                // The boundary second goes on from the last object; the rest of the
-                // range is cut into `parts` ranges read at once.
-                let mut tasks = vec![read_range(
-                    ctx,
-                    def,
-                    updated,
-                    last_created,
-                    Some(last_created + 1),
-                    Some(last_id),
-                    active.clone(),
-                )];
-                let step = (last_created - gte) / parts;
-                for i in 0..parts {
-                    let start = gte + i * step;
-                    let end = if i == parts - 1 {
-                        last_created
-                    } else {
-                        start + step
-                    };
-                    tasks.push(read_range(
-                        ctx,
-                        def,
-                        updated,
-                        start,
-                        Some(end),
-                        None,
-                        active.clone(),
-                    ));
-                }
-                futures::future::try_join_all(tasks).await?;
-                return Ok(());
-            }
-            starting_after = Some(last_id);
-        }
-    }
-    .boxed()
-}
-
-struct ActiveGuard(Arc<AtomicUsize>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// A stream whose changes come from the events pass.

@@ -41,7 +41,7 @@ async fn faults_lose_nothing() {
 /// budget left over by one endpoint goes to the others.
 #[tokio::test(flavor = "multi_thread")]
 async fn client_rate_limits_are_never_exceeded() {
-    let emulator = start_emulator(150).await;
+    let emulator = start_emulator(2500).await;
     let emu = emulator.emulator();
     emu.set_faults(Faults {
         rate_limit_per_sec: Some(24.0),

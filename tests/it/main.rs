@@ -29,6 +29,8 @@ mod late_events;
 mod meltano;
 /// Parquet output: values equal the protocol's, latest versions, kills, DuckDB and pyarrow.
 mod parquet;
+/// Progress on a terminal, ESTIMATE and LOG figures in Airbyte mode, summaries.
+mod progress;
 /// PyAirbyte reads into DuckDB, then incrementally.
 mod pyairbyte;
 /// Full refresh: every stream yields exactly the emulator's ids.
