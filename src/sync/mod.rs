@@ -53,6 +53,8 @@ const EVENTS_WINDOW_SECS: i64 = 86_400;
 /// Stripe accepts at most this many names in `types[]`.
 const MAX_EVENT_TYPES: usize = 20;
 const PAGE_LIMIT: &str = "100";
+/// The most `slice_range` windows a stream's range is cut into for its STATEs.
+const MAX_WINDOWS: i64 = 16;
 
 /// How one selected stream will be read.
 #[derive(Debug, Clone, Copy)]
@@ -827,7 +829,13 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
             vec![to],
         )
     } else {
-        let windows = windows(from, last_created + 1, ctx.slice_secs.max(1));
+        // At most MAX_WINDOWS windows: each costs a request even when empty (a
+        // `start_date` years before the first object), so a long range gets wider ones.
+        let size = ctx
+            .slice_secs
+            .max((last_created + 1 - from).div_ceil(MAX_WINDOWS))
+            .max(1);
+        let windows = windows(from, last_created + 1, size);
         let top = windows.len() - 1;
         let mut ranges = vec![plan::Range::new(
             top,
