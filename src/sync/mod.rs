@@ -833,7 +833,7 @@ async fn read_list(ctx: &Arc<Ctx>, def: &'static StreamDef, plan: Plan) -> Resul
         // `start_date` years before the first object), so a long range gets wider ones.
         let size = ctx
             .slice_secs
-            .max((last_created + 1 - from).div_ceil(MAX_WINDOWS))
+            .max((last_created + 1 - from + MAX_WINDOWS - 1) / MAX_WINDOWS)
             .max(1);
         let windows = windows(from, last_created + 1, size);
         let top = windows.len() - 1;

@@ -298,6 +298,7 @@ mod tests {
             rate_limit: 20.0,
             endpoint_rate_limit: 10.0,
             max_in_flight: 4,
+            request_timeout: Duration::from_secs(5),
         })
         .unwrap();
         let figures = progress.figures(&client);
