@@ -136,7 +136,8 @@ async fn settle_margin_is_validated() {
         "c.json",
         &json!({"client_secret": DEFAULT_TEST_KEY, "event_settle_secs": -1}).to_string(),
     );
-    let out = crate::util::run(&["check", "--config", crate::util::path(&config)]).await;
+    // `discover` (check answers a bad config with a FAILED status and exit 0, as the CDK does).
+    let out = crate::util::run(&["discover", "--config", crate::util::path(&config)]).await;
     assert_ne!(out.code, 0);
     let error: &Value = out.errors()[0];
     assert_eq!(error["failure_type"], "config_error");
