@@ -3,11 +3,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use source_stripe::emulator::{Advance, ChangeKind, DEFAULT_TEST_KEY, Faults};
 use source_stripe::streams::{Cursor, STREAMS};
-use tokio::io::AsyncBufReadExt;
 
 use crate::util::{
-    Files, emulator_ids, every_stream, last_states, parse_messages, path, platform_test, read,
-    start_emulator,
+    Files, emulator_ids, every_stream, last_states, platform_test, read, start_emulator,
 };
 
 /// Sync, change the data, sync with the state: exactly the new and changed objects
@@ -178,33 +176,7 @@ async fn killed_sync_resumes_without_loss() {
     );
     let streams = ["customers", "charges", "balance_transactions"];
     let catalog = files.catalog(&streams.map(|s| (s, "incremental")));
-    let mut child = tokio::process::Command::new(crate::util::BIN)
-        .args([
-            "read",
-            "--config",
-            path(&config),
-            "--catalog",
-            path(&catalog),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut text = String::new();
-    let mut states = 0;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        states += usize::from(line.contains("\"type\":\"STATE\""));
-        text.push_str(&line);
-        text.push('\n');
-        if states == 6 {
-            break;
-        }
-    }
-    child.kill().await.unwrap();
-    let first = parse_messages(&text);
-    assert_eq!(states, 6, "the sync was killed mid-way");
+    let first = crate::util::read_killed_after(&config, &catalog, 6).await;
     let state = files.write("state.json", &last_states(&first));
     emu.set_faults(Faults::default());
     let second = read(&config, &catalog, Some(&state)).await;

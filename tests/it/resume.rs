@@ -6,38 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use source_stripe::emulator::{DEFAULT_TEST_KEY, Faults, Running};
-use tokio::io::AsyncBufReadExt;
 
-use crate::util::{Files, emulator_ids, last_states, parse_messages, path, platform_test, read};
-
-/// Runs a read and kills it once it has printed `states` STATE messages.
-async fn read_killed_after(
-    config: &std::path::Path,
-    catalog: &std::path::Path,
-    states: usize,
-) -> Vec<Value> {
-    let mut child = tokio::process::Command::new(crate::util::BIN)
-        .args(["read", "--config", path(config), "--catalog", path(catalog)])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut text = String::new();
-    let mut seen = 0;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        seen += usize::from(line.contains("\"type\":\"STATE\""));
-        text.push_str(&line);
-        text.push('\n');
-        if seen == states {
-            break;
-        }
-    }
-    child.kill().await.unwrap();
-    assert_eq!(seen, states, "the sync was killed mid-way");
-    parse_messages(&text)
-}
+use crate::util::{Files, emulator_ids, last_states, platform_test, read, read_killed_after};
 
 /// The `[created[gte], created[lt])` of a logged list request (`lt` open: `i64::MAX`).
 fn created_range(query: &str) -> Option<(i64, i64)> {

@@ -410,3 +410,33 @@ pub fn expected_changes(
         })
         .collect()
 }
+
+/// Runs a read and kills it once it has printed `states` STATE messages.
+pub async fn read_killed_after(
+    config: &std::path::Path,
+    catalog: &std::path::Path,
+    states: usize,
+) -> Vec<Value> {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["read", "--config", path(config), "--catalog", path(catalog)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut text = String::new();
+    let mut seen = 0;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        seen += usize::from(line.contains("\"type\":\"STATE\""));
+        text.push_str(&line);
+        text.push('\n');
+        if seen == states {
+            break;
+        }
+    }
+    child.kill().await.unwrap();
+    assert_eq!(seen, states, "the sync was killed mid-way");
+    parse_messages(&text)
+}
