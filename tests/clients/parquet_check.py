@@ -23,16 +23,22 @@ def main():
     con = duckdb.connect()
     with open(os.path.join(folder, "views.sql")) as f:
         con.execute(f.read())
-    out = {}
     streams = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
+    print(json.dumps(summarise(con, streams, lambda stream: ds.dataset(
+        os.path.join(folder, stream), format="parquet", partitioning="hive"))))
+
+
+def summarise(con, streams, dataset):
+    """What DuckDB (views.sql already run on `con`) and pyarrow (`dataset(stream)`) see of
+    each stream: rows of all versions, the latest-version view, and column types."""
+    out = {}
     for stream in streams:
         versions = con.execute(f"SELECT count(*) FROM {stream}_versions").fetchall()[0][0]
         latest = con.execute(
             f"SELECT id, epoch_ms(updated) // 1000 FROM {stream} ORDER BY id"
         ).fetchall()
         described = {r[0]: r[1] for r in con.execute(f"DESCRIBE {stream}_versions").fetchall()}
-        table = ds.dataset(os.path.join(folder, stream), format="parquet",
-                           partitioning="hive").to_table()
+        table = dataset(stream).to_table()
         out[stream] = {
             "versions": versions,
             "latest": [[i, u] for i, u in latest],
@@ -41,7 +47,7 @@ def main():
             "pyarrow_types": {c: str(table.schema.field(c).type)
                               for c in COLUMNS if c in table.schema.names},
         }
-    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":

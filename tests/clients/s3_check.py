@@ -15,7 +15,7 @@ import duckdb_extension_httpfs
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from parquet_check import COLUMNS
+from parquet_check import summarise
 
 
 def main():
@@ -37,24 +37,8 @@ def main():
                            endpoint_override=endpoint, scheme="http", region="us-east-1")
     listing = s3.get_file_info(pafs.FileSelector(f"{bucket}/{prefix}"))
     streams = sorted(os.path.basename(i.path) for i in listing if i.type == pafs.FileType.Directory)
-    out = {}
-    for stream in streams:
-        versions = con.execute(f"SELECT count(*) FROM {stream}_versions").fetchall()[0][0]
-        latest = con.execute(
-            f"SELECT id, epoch_ms(updated) // 1000 FROM {stream} ORDER BY id"
-        ).fetchall()
-        described = {r[0]: r[1] for r in con.execute(f"DESCRIBE {stream}_versions").fetchall()}
-        table = ds.dataset(f"{bucket}/{prefix}/{stream}", filesystem=s3, format="parquet",
-                           partitioning="hive").to_table()
-        out[stream] = {
-            "versions": versions,
-            "latest": [[i, u] for i, u in latest],
-            "duckdb_types": {c: described[c] for c in COLUMNS if c in described},
-            "pyarrow_rows": table.num_rows,
-            "pyarrow_types": {c: str(table.schema.field(c).type)
-                              for c in COLUMNS if c in table.schema.names},
-        }
-    print(json.dumps(out))
+    print(json.dumps(summarise(con, streams, lambda stream: ds.dataset(
+        f"{bucket}/{prefix}/{stream}", filesystem=s3, format="parquet", partitioning="hive"))))
 
 
 if __name__ == "__main__":
