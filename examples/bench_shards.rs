@@ -12,10 +12,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/peak_rss.rs"]
+mod peak_rss;
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use clap::Parser;
 use serde_json::json;
@@ -59,25 +62,7 @@ async fn run(
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let hwm = Arc::new(AtomicU64::new(0));
-    let pid = child.id().unwrap();
-    let poll = {
-        let hwm = hwm.clone();
-        tokio::spawn(async move {
-            let path = format!("/proc/{pid}/status");
-            while let Ok(status) = tokio::fs::read_to_string(&path).await {
-                let kb = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-                match kb {
-                    Some(kb) => hwm.fetch_max(kb, Ordering::Relaxed),
-                    None => break,
-                };
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let (hwm, poll) = peak_rss::watch(child.id().unwrap());
     let mut stdout = String::new();
     {
         use tokio::io::AsyncReadExt;

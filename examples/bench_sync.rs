@@ -35,6 +35,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/peak_rss.rs"]
+mod peak_rss;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -188,27 +191,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         command.arg("--catalog").arg(&catalog_path);
     }
     let mut child = command.stdout(std::process::Stdio::piped()).spawn()?;
-    // The connector's own high-water mark, read from /proc while it runs: getrusage's
-    // max RSS of a child also counts the memory it shared with this (large) process
-    // between fork and exec.
-    let hwm = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    if let Some(pid) = child.id() {
-        let hwm = hwm.clone();
-        tokio::spawn(async move {
-            let path = format!("/proc/{pid}/status");
-            while let Ok(status) = tokio::fs::read_to_string(&path).await {
-                let kb = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-                match kb {
-                    Some(kb) => hwm.fetch_max(kb, std::sync::atomic::Ordering::Relaxed),
-                    None => break, // a zombie: it has exited
-                };
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        });
-    }
+    // The connector's own high-water mark (not getrusage's: see peak_rss).
+    let hwm = match child.id() {
+        Some(pid) => peak_rss::watch(pid).0,
+        None => std::sync::Arc::default(),
+    };
     let timeline = args.timeline.then(|| {
         let emulator = emulator.clone();
         tokio::spawn(async move {
