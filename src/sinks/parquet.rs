@@ -11,14 +11,16 @@
 //! Every run adds files and never rewrites one: names carry the run's start time (unix
 //! ms) and a random tag. A file is written under a hidden temporary name
 //! (`.part-….parquet.tmp`), closed, synced and only then renamed, so readers never see
-//! half a file. A run that dies leaves at most such hidden files, which the next run
-//! removes.
+//! half a file. Closed files are synced and renamed in batches, many at once (a platform
+//! sync closes a file per stream and account: one fsync wait each would set its pace). A
+//! run that dies leaves at most such hidden files, which the next run removes.
 //!
 //! State: a STATE for a stream covers every record of that stream sent before it. The sink
 //! keeps the latest one per stream (per stream and account with connected accounts) and
-//! writes it to `state.json` (temporary file, sync, rename) only once no open file holds a
-//! record it covers: at once when the stream has no open file, otherwise when the file is
-//! closed (it rolls at `rows_per_file` rows, or the run ends). So the saved state never
+//! writes it to `state.json` (temporary file, sync, rename; at most once a second, and
+//! always after the closed files are synced and renamed) only once no open file holds a
+//! record it covers: when the stream has no open file, otherwise when the file is closed
+//! (it rolls at `rows_per_file` rows, or the run ends). So the saved state never
 //! points past data that is not on disk; a killed run resumes from it, and at worst writes
 //! again records already on disk, which the latest-version query settles.
 //!
@@ -29,7 +31,7 @@
 //! are open at once (the least recently written is closed first), and a file is closed
 //! after [`MAX_ROW_GROUPS_PER_FILE`] row groups (their metadata is held until then).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -62,8 +64,12 @@ pub const MAX_OPEN_FILES: usize = 64;
 pub const MAX_ROW_GROUPS_PER_FILE: usize = 32;
 /// Default rows per file before it is closed and a new one started.
 pub const DEFAULT_ROWS_PER_FILE: u64 = 1_000_000;
-/// `state.json` is rewritten at most this often while nothing was closed.
+/// `state.json` is rewritten at most this often.
 const STATE_WRITE_INTERVAL: Duration = Duration::from_secs(1);
+/// Closed files are made durable and visible in batches of at most this many.
+const SETTLE_BATCH: usize = 64;
+/// Threads that sync files at once.
+const SYNC_THREADS: usize = 16;
 
 /// The state file's name in the folder.
 pub const STATE_FILE: &str = "state.json";
@@ -93,6 +99,32 @@ type Key = (String, Option<String>);
 enum Saved {
     One(Value),
     Accounts(Map<String, Value>),
+}
+
+/// A file with its footer written, waiting for [`ParquetFolder::settle`].
+struct Closed {
+    file: File,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+/// Runs `f` on every item, on up to [`SYNC_THREADS`] threads at once.
+fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> io::Result<()> + Sync) -> io::Result<()> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(&f);
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = items
+            .chunks(items.len().div_ceil(SYNC_THREADS))
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(f)))
+            .collect();
+        threads.into_iter().try_for_each(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a file sync thread panicked")))
+        })
+    })
 }
 
 struct OpenFile {
@@ -142,6 +174,10 @@ pub struct ParquetFolder {
     tick: u64,
     columns: HashMap<String, Arc<Columns>>,
     open: HashMap<Key, OpenFile>,
+    /// Files closed since the last [`ParquetFolder::settle`].
+    closed: Vec<Closed>,
+    /// A settle failed: see [`ParquetFolder::settle`].
+    poisoned: bool,
     /// States on disk (or about to be), by stream.
     saved: BTreeMap<String, Saved>,
     /// Latest states received for a stream (and account) that has an open file.
@@ -196,6 +232,8 @@ impl ParquetFolder {
             tick: 0,
             columns: HashMap::new(),
             open: HashMap::new(),
+            closed: Vec::new(),
+            poisoned: false,
             saved,
             pending: HashMap::new(),
             state_dirty: false,
@@ -298,39 +336,71 @@ impl ParquetFolder {
         Ok(())
     }
 
-    /// Closes a file: footer, sync, rename to its final name, then saves the states it
-    /// held back.
+    /// Closes a file: writes its footer and saves the state it held back; the file gets
+    /// its final name with the next [`ParquetFolder::settle`] (at the latest when a state
+    /// file is written, so no saved state is ever stored before its records).
     fn close(&mut self, key: &Key) -> io::Result<()> {
         let Some(mut file) = self.open.remove(key) else {
             return Ok(());
         };
         file.write_batch()?;
         let inner = file.writer.into_inner().map_err(io::Error::other)?;
-        inner.sync_all()?;
-        drop(inner);
-        if file.path.exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!(
-                    "{} exists; files are never overwritten",
-                    file.path.display()
-                ),
-            ));
-        }
-        fs::rename(&file.tmp, &file.path)?;
-        if let Some(parent) = file.path.parent() {
-            sync_dir(parent)?;
-        }
-        if let Some(remote) = &self.remote {
-            // Stored before the state that covers it is saved (below).
-            remote.upload_blocking(&file.path, &self.relative(&file.path))?;
-            fs::remove_file(&file.path)?;
-        }
-        self.files.push(file.path);
+        self.closed.push(Closed {
+            file: inner,
+            tmp: file.tmp,
+            path: file.path,
+        });
         if let Some(state) = self.pending.remove(key) {
             self.save(key, state);
         }
-        self.write_state_file()
+        // At most one state file per interval: with thousands of accounts a sync closes
+        // thousands of files, and each state file holds every account's state.
+        if self.closed.len() >= SETTLE_BATCH || self.state_written.elapsed() >= STATE_WRITE_INTERVAL
+        {
+            self.write_state_file()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the closed files durable and visible: every file synced (in parallel, so
+    /// that a batch waits for about one journal commit rather than one per file), renamed
+    /// to its final name, its folder synced, and uploaded with a remote destination.
+    ///
+    /// After a failure the folder is poisoned: no state file is written any more, since
+    /// the states already saved may cover records that were not stored.
+    fn settle(&mut self) -> io::Result<()> {
+        if self.closed.is_empty() {
+            return Ok(());
+        }
+        self.poisoned = true;
+        let closed = std::mem::take(&mut self.closed);
+        in_parallel(&closed, |c| c.file.sync_all())?;
+        let mut folders = BTreeSet::new();
+        for c in &closed {
+            if c.path.exists() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists; files are never overwritten", c.path.display()),
+                ));
+            }
+            fs::rename(&c.tmp, &c.path)?;
+            if let Some(parent) = c.path.parent() {
+                folders.insert(parent.to_owned());
+            }
+        }
+        let folders: Vec<PathBuf> = folders.into_iter().collect();
+        in_parallel(&folders, |folder| sync_dir(folder))?;
+        for c in closed {
+            drop(c.file);
+            if let Some(remote) = &self.remote {
+                // Stored before the state that covers it is saved.
+                remote.upload_blocking(&c.path, &self.relative(&c.path))?;
+                fs::remove_file(&c.path)?;
+            }
+            self.files.push(c.path);
+        }
+        self.poisoned = false;
+        Ok(())
     }
 
     /// Records a state as saved (written with the next state file).
@@ -357,6 +427,12 @@ impl ParquetFolder {
     }
 
     fn write_state_file(&mut self) -> io::Result<()> {
+        if self.poisoned {
+            return Err(io::Error::other(
+                "a file could not be stored: no state is saved past it",
+            ));
+        }
+        self.settle()?;
         if !self.state_dirty {
             return Ok(());
         }

@@ -289,6 +289,7 @@ impl ReadPlan {
                 .collect()
                 .await;
         by_account.sort_by(|a, b| a.0.cmp(&b.0));
+        emit.flush_states().await?;
 
         let mut failures: Vec<(&'static str, Option<String>, Error)> = Vec::new();
         for (account, result) in by_account {
@@ -576,17 +577,37 @@ struct Emitter {
     pages: Arc<tokio::sync::Semaphore>,
 }
 
-type AccountStates = HashMap<&'static str, serde_json::Map<String, serde_json::Value>>;
+/// The per-account states of every stream, and when each stream's STATE last went out.
+///
+/// A STATE of a stream carries every account's state, so sending one per window would
+/// cost O(accounts) each time, O(accounts²) per sync. At most one goes out per stream per
+/// [`ACCOUNT_STATE_INTERVAL`]; the others are held (marked dirty) and sent by
+/// [`Emitter::flush_states`] at the end. Holding a state back is always safe: it only
+/// covers records that were already sent.
+struct AccountStates {
+    states: HashMap<&'static str, serde_json::Map<String, serde_json::Value>>,
+    sent: HashMap<&'static str, std::time::Instant>,
+    dirty: std::collections::BTreeSet<&'static str>,
+}
+
+/// The shortest time between two STATEs of a stream that carries many accounts.
+const ACCOUNT_STATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Emitter {
     fn new(
         out: mpsc::Sender<Output>,
-        by_account: Option<AccountStates>,
+        by_account: Option<HashMap<&'static str, serde_json::Map<String, serde_json::Value>>>,
         pages_in_memory: usize,
     ) -> Emitter {
         Emitter {
             out,
-            by_account: by_account.map(|states| Arc::new(tokio::sync::Mutex::new(states))),
+            by_account: by_account.map(|states| {
+                Arc::new(tokio::sync::Mutex::new(AccountStates {
+                    states,
+                    sent: HashMap::new(),
+                    dirty: std::collections::BTreeSet::new(),
+                }))
+            }),
             pages: Arc::new(tokio::sync::Semaphore::new(pages_in_memory.max(1))),
         }
     }
@@ -624,13 +645,48 @@ impl Emitter {
         match (&self.by_account, account) {
             (Some(states), Some(account)) => {
                 let mut states = states.lock().await;
-                let accounts = states.entry(stream).or_default();
-                accounts.insert(account.to_owned(), state);
-                let state = serde_json::json!({ "accounts": accounts });
-                self.send(Output::State { stream, state }).await
+                states
+                    .states
+                    .entry(stream)
+                    .or_default()
+                    .insert(account.to_owned(), state);
+                let recent = states
+                    .sent
+                    .get(stream)
+                    .is_some_and(|at| at.elapsed() < ACCOUNT_STATE_INTERVAL);
+                if recent {
+                    states.dirty.insert(stream);
+                    return Ok(());
+                }
+                self.send_accounts(&mut states, stream).await
             }
             _ => self.send(Output::State { stream, state }).await,
         }
+    }
+
+    /// Sends the STATE of every stream whose accounts' states were held back.
+    async fn flush_states(&self) -> Result<(), Error> {
+        let Some(states) = &self.by_account else {
+            return Ok(());
+        };
+        let mut states = states.lock().await;
+        while let Some(stream) = states.dirty.pop_first() {
+            self.send_accounts(&mut states, stream).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one stream's STATE with every account's state (the lock held by the caller).
+    async fn send_accounts(
+        &self,
+        states: &mut AccountStates,
+        stream: &'static str,
+    ) -> Result<(), Error> {
+        let accounts = states.states.get(stream).cloned().unwrap_or_default();
+        let state = serde_json::json!({ "accounts": accounts });
+        states.dirty.remove(stream);
+        states.sent.insert(stream, std::time::Instant::now());
+        self.send(Output::State { stream, state }).await
     }
 
     async fn message(&self, message: AirbyteMessage) -> Result<(), Error> {

@@ -1,6 +1,6 @@
 //! Continuous mode (`read --output-dir DIR --every …`) and compaction, against the
 //! emulator: changes reach the latest-version views within a period, idle periods cost a
-//! handful of requests, SIGTERM at any point leaves files and state consistent, one
+//! handful of requests, a failing period is retried without moving the state, SIGTERM at any point leaves files and state consistent, one
 //! writer per folder, and compaction (also killed half way) keeps the views' rows.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -332,8 +332,10 @@ async fn sigterm_at_any_point_leaves_files_and_state_consistent() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let (code, stderr) = terminate(child).await;
-        let expected = if point == "twice" { 130 } else { 0 };
-        assert_eq!(code, expected, "{point}: {stderr}");
+        // Two signals 1 ms apart: a loaded machine may finish the period in flight (and
+        // exit 0) before the second arrives; either way nothing saved is lost.
+        let expected: &[i32] = if point == "twice" { &[130, 0] } else { &[0] };
+        assert!(expected.contains(&code), "{point}: exit {code}: {stderr}");
         if dir.exists() {
             assert_consistent(&dir);
         }
@@ -360,6 +362,90 @@ async fn sigterm_at_any_point_leaves_files_and_state_consistent() {
             );
         }
     }
+}
+
+/// A 429 storm that Stripe says not to retry fails every period: the process backs off
+/// and keeps going, says so in the status file, and never moves the state; once Stripe
+/// answers again, the changes made during the storm reach the views.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_period_backs_off_and_retries_without_moving_the_state() {
+    let emulator = start_emulator(40).await;
+    let emu = emulator.emulator();
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let dir = files.dir.path().join("stripe");
+    let streams = streams_but_account();
+    let mut child = spawn(&[
+        "read",
+        "--config",
+        path(&config),
+        "--output-dir",
+        path(&dir),
+        "--streams",
+        &streams,
+        "--every",
+        "200ms",
+        "--compact-files",
+        "0",
+    ]);
+    wait_until(&mut child, "a first period", || successes(&dir) >= 1).await;
+
+    emu.set_faults(Faults {
+        no_retry_429_rate: 1.0,
+        ..Faults::default()
+    });
+    let report = emu.advance(&Advance {
+        seconds: 120,
+        creates: 2,
+        updates: 4,
+        deletes: 1,
+        ..Advance::default()
+    });
+    let dir_ref = &dir;
+    let failures = move |n: u64| {
+        move || status(dir_ref).is_some_and(|s| s["consecutive_failures"].as_u64() >= Some(n))
+    };
+    wait_until(&mut child, "a failed period", failures(1)).await;
+    // The period in flight when the storm began may have saved some state; from the
+    // first failure on, nothing is read, so nothing may move.
+    let state = std::fs::read(dir.join("state.json")).unwrap();
+    let succeeded = successes(&dir);
+    wait_until(&mut child, "three failed periods", failures(3)).await;
+    assert_eq!(
+        std::fs::read(dir.join("state.json")).unwrap(),
+        state,
+        "the state moved during failed periods"
+    );
+    let during = status(&dir).unwrap();
+    assert_eq!(successes(&dir), succeeded, "{during}");
+    let error = during["last_error"].as_str().unwrap_or_default();
+    assert!(
+        !error.is_empty() && during["last_error_at"].is_i64(),
+        "{during}"
+    );
+    let next = during["next_period_at"].as_i64().unwrap();
+    let attempt = during["last_attempt_at"].as_i64().unwrap();
+    assert!(
+        next >= attempt,
+        "the next period is scheduled after the last: {during}"
+    );
+
+    emu.set_faults(Faults::default());
+    wait_until(&mut child, "a period after the storm", || {
+        successes(&dir) > succeeded
+    })
+    .await;
+    assert_views_match(&dir, emu, "after the storm");
+    let after = status(&dir).unwrap();
+    assert_eq!(after["consecutive_failures"], 0, "{after}");
+    assert!(
+        !report.changes.is_empty(),
+        "the storm hid real changes from the sync"
+    );
+    let (code, stderr) = terminate(child).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("retrying later"), "{stderr}");
+    assert_consistent(&dir);
 }
 
 fn file_count(dir: &Path) -> usize {

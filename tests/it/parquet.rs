@@ -502,7 +502,7 @@ async fn holds_the_protocol_records(s3: bool) {
 /// Two runs into one folder with creates, updates and deletes between them: the second
 /// run adds only the changes, and DuckDB's latest-version view (views.sql, the README's
 /// query) has exactly the emulator's objects, each at its last change; DuckDB and pyarrow
-/// see the documented types and every row.
+/// see the documented types and every row; `compact` then keeps the views' rows.
 #[tokio::test(flavor = "multi_thread")]
 async fn duckdb_and_pyarrow_read_the_latest_versions_after_an_incremental_run() {
     latest_versions_after_an_incremental_run(false).await;
@@ -656,6 +656,39 @@ async fn latest_versions_after_an_incremental_run(s3: bool) {
         "{}",
         types["refunds"]
     );
+
+    // `compact` (here, or in the bucket) merges the two runs' files: the views return the
+    // same rows, now from one file per stream, and DuckDB sees the same latest versions.
+    let views = |dir: &Path| -> BTreeMap<&str, BTreeMap<(String, String), Value>> {
+        STREAMS
+            .iter()
+            .map(|s| {
+                let rows = read_stream(dir, s.name);
+                let latest = latest(&rows)
+                    .into_iter()
+                    .map(|(k, r)| (k, normalize(&r.record)))
+                    .collect();
+                (s.name, latest)
+            })
+            .collect()
+    };
+    let before = views(&dir);
+    let out = run_in(&target, &["compact", "--output-dir", target.arg()]).await;
+    assert_eq!(out.code, 0, "compact: {}", out.stderr);
+    let dir = target.local().await;
+    assert_eq!(views(&dir), before, "the views after compaction");
+    for stream in STREAMS {
+        let (parquet, _) = files_under(&dir.join(stream.name));
+        assert!(parquet.len() <= 1, "{}: {parquet:?}", stream.name);
+    }
+    let compacted = target.query_with_clients().await;
+    for stream in STREAMS {
+        assert_eq!(
+            compacted[stream.name]["latest"], seen[stream.name]["latest"],
+            "{}: DuckDB's latest versions after compaction",
+            stream.name
+        );
+    }
     eprintln!(
         "duckdb_and_pyarrow test: {:.1} s",
         started.elapsed().as_secs_f64()
