@@ -376,19 +376,29 @@ async fn check(config: &Config) -> Result<AirbyteConnectionStatus> {
         }
         Err(err) => return Err(err.into()),
     };
-    let probes = streams::STREAMS.iter().filter(|s| !s.single).map(|stream| {
-        let client = client.clone();
-        async move {
-            let mut query = vec![("limit", "1".to_owned())];
-            query.extend(stream.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
-            (stream.name, client.list(stream.path, &query).await)
-        }
-    });
+    // A child stream is readable where its parent is: its endpoint needs a parent's id.
+    let probes = streams::STREAMS
+        .iter()
+        .filter(|s| !s.single && s.child.is_none())
+        .map(|stream| {
+            let client = match stream.stripe_version {
+                Some(version) => client.with_stripe_version(version),
+                None => client.clone(),
+            };
+            async move {
+                let mut query = vec![("limit", "1".to_owned())];
+                query.extend(stream.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
+                (stream.name, client.list(stream.path, &query).await)
+            }
+        });
     let mut denied = Vec::new();
+    let mut unused = Vec::new();
     let mut readable = 0;
     for (name, result) in futures::future::join_all(probes).await {
         match result {
             Ok(_) => readable += 1,
+            // Not a problem of the key: the stream is empty on this account.
+            Err(stripe::Error::NotEnabled { .. }) => unused.push(name),
             Err(err @ stripe::Error::PermissionDenied { .. }) => {
                 denied.push(format!("{name} ({err})"))
             }
@@ -420,11 +430,17 @@ async fn check(config: &Config) -> Result<AirbyteConnectionStatus> {
             "Stripe (the key may not read /v1/account, so the account stream will fail)".to_owned()
         }
     };
-    let streams_note = if denied.is_empty() {
+    let mut streams_note = if denied.is_empty() {
         "the key can read every stream".to_owned()
     } else {
         format!("the key cannot read: {}", denied.join("; "))
     };
+    if !unused.is_empty() {
+        streams_note.push_str(&format!(
+            "; the account does not use the products behind (empty streams): {}",
+            unused.join(", ")
+        ));
+    }
     let accounts_note = match &config.accounts {
         config::Accounts::One(_) => String::new(),
         config::Accounts::All => {

@@ -58,9 +58,54 @@ STREAMS = {
     "invoices": "invoice",
     "subscriptions": "subscription",
     "payouts": "payout",
+    "accounts": "account",
+    "application_fees": "application_fee",
+    "authorizations": "issuing.authorization",
+    "cardholders": "issuing.cardholder",
+    "cards": "issuing.card",
+    "checkout_sessions": "checkout.session",
+    "coupons": "coupon",
+    "credit_notes": "credit_note",
+    "early_fraud_warnings": "radar.early_fraud_warning",
+    "file_links": "file_link",
+    "files": "file",
+    "invoice_items": "invoiceitem",
+    "invoice_payments": "invoice_payment",
+    "plans": "plan",
+    "promotion_codes": "promotion_code",
+    "reviews": "review",
+    "setup_intents": "setup_intent",
+    "shipping_rates": "shipping_rate",
+    "subscription_schedule": "subscription_schedule",
+    "top_ups": "topup",
+    "transactions": "issuing.transaction",
+    "transfers": "transfer",
+    # Child streams (issue 10): records are the children, with their parent's fields.
+    "invoice_line_items": "line_item",
+    "subscription_items": "subscription_item",
 }
+# Fields the connector adds to a child stream's records, as Airbyte's Stripe source 6.1
+# names them: its parent's id, and the parent's times (the cursor is the parent's `updated`).
+PARENT_FIELDS = {
+    "invoice_line_items": {
+        "invoice_id": {"type": ["null", "string"], "description": "The invoice's id."},
+        "invoice_created": {"type": ["null", "integer"], "format": "unix-time",
+                            "description": "The invoice's created time."},
+        "invoice_updated": {"type": ["null", "integer"], "format": "unix-time",
+                            "description": "The invoice's last change the connector saw"
+                            " (the cursor)."},
+    },
+    "subscription_items": {
+        "subscription_updated": {"type": ["null", "integer"], "format": "unix-time",
+                                 "description": "The subscription's last change the"
+                                 " connector saw (the cursor)."},
+    },
+}
+# Streams that never change after creation (cursor `created`), or have no cursor.
+CREATED_STREAMS = {"account", "balance_transactions", "events", "file_links", "files",
+                   "shipping_rates"}
 # Streams whose changes are learned through the Events API.
-EVENT_STREAMS = set(STREAMS) - {"account", "balance_transactions", "events"}
+EVENT_STREAMS = set(STREAMS) - CREATED_STREAMS
 CONNECTOR_FIELDS = {
     "updated": {
         "type": ["null", "integer"],
@@ -138,7 +183,10 @@ def stream_schema(stream, component, schemas):
         if node.get("description"):
             prop["description"] = first_sentence(node["description"])
         properties[key] = prop
-    if stream in EVENT_STREAMS:
+    if stream in PARENT_FIELDS:
+        properties.update(PARENT_FIELDS[stream])
+        properties["is_deleted"] = CONNECTOR_FIELDS["is_deleted"]
+    elif stream in EVENT_STREAMS:
         properties.update(CONNECTOR_FIELDS)  # note: overrides product.updated (same type)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",

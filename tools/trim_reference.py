@@ -7,7 +7,9 @@ Run from the repository root with the full reference folder as argument:
 
 Writes `reference/stripe-openapi/spec3.trimmed.json` (the component schemas reachable from
 the objects we serve, and the GET operations of the paths we serve),
-`reference/stripe-openapi/fixtures3.2022-04-12.json` (Stripe's example objects), and
+`reference/stripe-openapi/fixtures3.2022-04-12.json` (Stripe's example objects),
+`reference/stripe-openapi/fixtures.supplement.json` (the examples of the supplement's objects,
+from fixtures3.2026-08-21.json, which the 2022 set lacks), and
 `reference/airbyte-protocol/airbyte_protocol.json` (the protocol schema as JSON).
 """
 import json
@@ -20,12 +22,28 @@ OBJECTS = [
     "account", "customer", "deleted_customer", "charge", "payment_intent", "refund",
     "dispute", "product", "deleted_product", "price", "balance_transaction", "event",
     "invoice", "deleted_invoice", "subscription", "payout", "error", "balance",
+    # issue 10, phase 1: the other top-level streams
+    "application_fee", "issuing.authorization", "issuing.cardholder", "issuing.card",
+    "issuing.transaction", "checkout.session", "coupon", "deleted_coupon", "credit_note",
+    "radar.early_fraud_warning", "file", "file_link", "invoiceitem", "deleted_invoiceitem",
+    "plan", "deleted_plan", "promotion_code", "review", "setup_intent", "shipping_rate",
+    "subscription_schedule", "topup", "transfer",
 ]
 PATHS = [
     "/v1/account", "/v1/accounts", "/v1/customers", "/v1/charges", "/v1/payment_intents",
     "/v1/refunds", "/v1/disputes", "/v1/products", "/v1/prices", "/v1/balance_transactions",
     "/v1/events", "/v1/invoices", "/v1/subscriptions", "/v1/payouts", "/v1/balance",
+    "/v1/application_fees", "/v1/issuing/authorizations", "/v1/issuing/cardholders",
+    "/v1/issuing/cards", "/v1/issuing/transactions", "/v1/checkout/sessions", "/v1/coupons",
+    "/v1/credit_notes", "/v1/radar/early_fraud_warnings", "/v1/files", "/v1/file_links",
+    "/v1/invoiceitems", "/v1/plans", "/v1/promotion_codes", "/v1/reviews", "/v1/setup_intents",
+    "/v1/shipping_rates", "/v1/subscription_schedules", "/v1/topups", "/v1/transfers",
+    # issue 10, child endpoints
+    "/v1/invoices/{invoice}/lines", "/v1/subscription_items",
 ]
+# Objects and paths newer than the 2022 spec, written by hand from Stripe's API reference
+# (see the file's description): merged in as they are.
+SUPPLEMENT = "reference/stripe-openapi/supplement.2025-03-31.basil.json"
 
 
 def refs(node, out):
@@ -43,6 +61,9 @@ def refs(node, out):
 def main(src):
     spec = json.load(open(f"{src}/stripe-openapi/spec3.2022-04-12.json"))
     schemas = spec["components"]["schemas"]
+    supplement = json.load(open(SUPPLEMENT))
+    schemas.update(supplement["schemas"])
+    spec["paths"].update(supplement["paths"])
     seen, stack = set(), list(OBJECTS)
     while stack:
         name = stack.pop()
@@ -53,7 +74,7 @@ def main(src):
         refs(schemas[name], found)
         stack.extend(found - seen)
     paths = {}
-    for path in PATHS:
+    for path in PATHS + sorted(supplement["paths"]):
         op = dict(spec["paths"][path]["get"])
         op.pop("requestBody", None)
         paths[path] = {"get": op}
@@ -67,6 +88,11 @@ def main(src):
     with open("reference/stripe-openapi/spec3.trimmed.json", "w") as f:
         json.dump(trimmed, f, separators=(",", ":"), sort_keys=True)
     shutil.copy(f"{src}/stripe-openapi/fixtures3.2022-04-12.json", "reference/stripe-openapi/")
+    newer = json.load(open(f"{src}/stripe-openapi/fixtures3.2026-08-21.json"))["resources"]
+    with open("reference/stripe-openapi/fixtures.supplement.json", "w") as f:
+        resources = {name: newer[name] for name in sorted(supplement["schemas"])}
+        json.dump({"resources": resources}, f, indent=2, sort_keys=True)
+        f.write("\n")
     shutil.copy(f"{src}/stripe-openapi/LICENSE", "reference/stripe-openapi/LICENSE")
     protocol = yaml.safe_load(open(f"{src}/airbyte-protocol/airbyte_protocol.yaml"))
     with open("reference/airbyte-protocol/airbyte_protocol.json", "w") as f:

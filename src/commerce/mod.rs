@@ -39,6 +39,9 @@ macro_rules! derived {
             query: &[],
             single: false,
             schema: include_str!(concat!("../../schemas/", $name, ".json")),
+            created_filter: false,
+            stripe_version: None,
+            child: None,
         }
     };
 }
@@ -75,6 +78,9 @@ pub const BALANCE: StreamDef = StreamDef {
     query: &[],
     single: true,
     schema: "{}",
+    created_filter: false,
+    stripe_version: None,
+    child: None,
 };
 
 /// Whether a stream is one of the commerce streams.

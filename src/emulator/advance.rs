@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::data::{ChargeArgs, CustomerRef, Gen, apply_refund, fee_of, set_dispute_status};
+use super::resources;
 use super::rng::Rng;
 use super::store::{ScopeData, Stream};
 use super::{Advance, AdvanceReport, Change, ChangeKind, Inner, Scope, write};
@@ -10,7 +11,7 @@ use super::{Advance, AdvanceReport, Change, ChangeKind, Inner, Scope, write};
 /// Applies an advance: changes are stamped at increasing times in
 /// `[old_now + 1, new_now - 1]`, then the clock moves to `new_now`.
 pub(crate) fn run(inner: &Inner, adv: &Advance) -> AdvanceReport {
-    let total = adv.creates + adv.updates + adv.deletes;
+    let total = adv.creates + adv.updates + adv.deletes + adv.resources;
     let mut seconds = adv.seconds.max(0);
     if total > 0 {
         seconds = seconds.max(2);
@@ -30,6 +31,10 @@ pub(crate) fn run(inner: &Inner, adv: &Advance) -> AdvanceReport {
             now: inner.clock.now(),
             changes: Vec::new(),
         };
+    };
+    let linked: Vec<String> = match &scope.account {
+        None => lock_registry_accounts(inner),
+        Some(_) => Vec::new(),
     };
     let mut data = write(lock);
     let old = inner.clock.now();
@@ -66,7 +71,34 @@ pub(crate) fn run(inner: &Inner, adv: &Advance) -> AdvanceReport {
         m.delete(step_at(i));
         i += 1;
     }
-    let Mutator { rng, changes, .. } = m;
+    let Mutator {
+        mut rng,
+        mut changes,
+        g,
+        ..
+    } = m;
+    if adv.resources > 0 {
+        // Table-driven resources change after the others, at increasing times that
+        // stay before the new clock.
+        // (and invoices and subscriptions through their children: two more per count)
+        let bound = ((resources::RESOURCES.len() * 3 + 2) * adv.resources) as i64;
+        let mut k = 0;
+        let start = changes.last().map_or(old + 1, |c| c.at);
+        let span = (old + seconds - 1 - start).max(0);
+        let at = || {
+            k += 1;
+            start + (k * span / bound.max(1)).min(span)
+        };
+        let maker = resources::Maker {
+            g: &g,
+            accounts: &linked,
+        };
+        let mut at = at;
+        let more = resources::advance(&maker, &mut data, &mut rng, adv.resources, &mut at);
+        changes.extend(more);
+        let more = super::children::advance(&g, &mut data, &mut rng, adv.resources, &mut at);
+        changes.extend(more);
+    }
     data.rng = rng;
     // Move the clock while still holding the write lock, so that a reader who sees the new
     // time also sees every change.
@@ -641,4 +673,13 @@ impl Mutator<'_, '_> {
         self.remove(Stream::Prices, &v, "price.deleted", at);
         true
     }
+}
+
+/// Ids of the platform's connected accounts, which table-driven resources reference.
+fn lock_registry_accounts(inner: &Inner) -> Vec<String> {
+    super::lock(&inner.registry)
+        .accounts
+        .iter()
+        .map(|a| a.id.clone())
+        .collect()
 }

@@ -579,6 +579,7 @@ impl Gen<'_> {
             "data": [line], "has_more": false, "object": "list",
             "url": format!("/v1/invoices/{id}/lines")
         });
+        super::children::pad_lines(&mut v);
         v["subscription"] = subscription.map_or(Value::Null, |(s, _)| json!(s));
         v["customer"] = json!(customer.id);
         v["customer_email"] = json!(customer.email);

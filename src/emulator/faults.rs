@@ -79,7 +79,7 @@ pub(crate) fn within_limits(
     }
     let name = endpoint(path);
     let endpoint_rate = endpoint_rate.map(|rate| {
-        if name == "/v1/files" || name.starts_with("/v1/files/") {
+        if crate::stripe::limits::is_files_api(&name) {
             rate * 20.0 / 25.0
         } else {
             rate

@@ -26,17 +26,20 @@
 //! | payouts | max(n/100, 3) |
 //! | balance_transactions | one per succeeded charge, refund and payout, plus dispute withdrawals/reinstatements |
 //! | events | `*.created`-style events for everything created in the 30 days before the clock start |
+//! | each table-driven resource (`resources.rs`) | max(n/25, 3); none of the Issuing ones on connected accounts |
 //!
 //! Live mode uses the same size as test mode; each connected account uses
 //! `max(size / 4, 10)`.
 mod advance;
 mod balance;
+mod children;
 mod cli;
 mod clock;
 mod connect;
 mod data;
 mod faults;
 mod golden;
+mod resources;
 mod rng;
 mod routes;
 mod store;
@@ -49,6 +52,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 pub use cli::{Args, run};
+pub use resources::version_for;
 pub use routes::list_routes;
 
 use store::{ScopeData, Stream};
@@ -248,6 +252,10 @@ pub struct Advance {
     pub updates: usize,
     /// Deletions, rotating over customers, products and prices.
     pub deletes: usize,
+    /// For every table-driven resource (coupons, plans, Issuing, …, see `resources.rs`):
+    /// this many creates, updates (where the resource changes after creation) and
+    /// deletes (where it is deletable), each with its event.
+    pub resources: usize,
     /// The connected account whose data changes (`None` = the platform).
     pub account: Option<String>,
     /// Change live-mode data instead of test-mode data.
@@ -353,13 +361,14 @@ pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl Inner {
     /// Builds (once) and returns the data cell of a scope; `None` for an unknown account.
     pub(crate) fn scope_cell(&self, scope: &Scope) -> Option<ScopeCell> {
-        let (index, account_id) = {
+        let (index, account_id, linked) = {
             let reg = lock(&self.registry);
+            let linked: Vec<String> = reg.accounts.iter().map(|a| a.id.clone()).collect();
             match &scope.account {
-                None => (0, reg.platform.id.clone()),
+                None => (0, reg.platform.id.clone(), linked),
                 Some(id) => {
                     let entry = reg.account(id)?;
-                    (entry.index, entry.id.clone())
+                    (entry.index, entry.id.clone(), Vec::new())
                 }
             }
         };
@@ -373,20 +382,19 @@ impl Inner {
             } else {
                 (self.config.size / 4).max(10)
             };
-            let mut data = data::build(
-                &self.fixtures,
-                &data::BuildParams {
-                    seed: self.config.seed,
-                    index,
-                    account: account_id.clone(),
-                    connected: scope.account.is_some(),
-                    livemode: scope.livemode,
-                    size,
-                    history_days: self.config.history_days.max(1),
-                    recent_share: self.config.recent_share.clamp(0.0, 1.0),
-                    start: self.clock.start(),
-                },
-            );
+            let params = data::BuildParams {
+                seed: self.config.seed,
+                index,
+                account: account_id.clone(),
+                connected: scope.account.is_some(),
+                livemode: scope.livemode,
+                size,
+                history_days: self.config.history_days.max(1),
+                recent_share: self.config.recent_share.clamp(0.0, 1.0),
+                start: self.clock.start(),
+            };
+            let mut data = data::build(&self.fixtures, &params);
+            resources::build(&self.fixtures, &params, &linked, &mut data);
             if self.config.golden && scope.account.is_none() && !scope.livemode {
                 let g = data::Gen {
                     fx: &self.fixtures,
@@ -507,9 +515,6 @@ impl Emulator {
                 .map(|a| a.id.clone())
                 .collect();
         }
-        let Some(stream) = Stream::from_name(stream) else {
-            return Vec::new();
-        };
         let Some(cell) = self.inner.scope_cell(scope) else {
             return Vec::new();
         };
@@ -517,6 +522,15 @@ impl Emulator {
             return Vec::new();
         };
         let data = read(lock_);
+        if let Some(ids) = resources::ids(&data, stream) {
+            return ids;
+        }
+        if let Some(ids) = children::ids(&data, stream) {
+            return ids;
+        }
+        let Some(stream) = Stream::from_name(stream) else {
+            return Vec::new();
+        };
         let lo = if stream == Stream::Events {
             Some(self.now() - EVENT_RETENTION_SECS + 1)
         } else {
@@ -527,6 +541,14 @@ impl Emulator {
             .filter(|o| lo.is_none_or(|lo| o.created >= lo))
             .map(|o| o.id.clone())
             .collect()
+    }
+
+    /// Ids of the children of one parent object for a child stream (`invoice_line_items`,
+    /// `subscription_items`), in list order; `None` when the parent does not exist.
+    pub fn child_ids(&self, scope: &Scope, stream: &str, parent_id: &str) -> Option<Vec<String>> {
+        let cell = self.inner.scope_cell(scope)?;
+        let data = read(cell.get()?);
+        children::ids_of(&data, stream, parent_id)
     }
 
     /// The current version of an object (`None` if it does not exist or was deleted).
@@ -540,9 +562,12 @@ impl Emulator {
             };
             return Some(entry.to_value(&self.inner.fixtures));
         }
-        let stream = Stream::from_name(stream)?;
         let cell = self.inner.scope_cell(scope)?;
         let data = read(cell.get()?);
+        if resources::find(stream).is_some() {
+            return resources::object(&data, stream, id);
+        }
+        let stream = Stream::from_name(stream)?;
         data.col(stream).get(id).map(|o| o.value())
     }
 

@@ -138,6 +138,8 @@ pub fn list_routes() -> Vec<(&'static str, Vec<&'static str>)> {
             params.sort_unstable();
             (r.path, params)
         })
+        .chain(super::resources::routes())
+        .chain(super::children::routes())
         .collect()
 }
 
@@ -193,15 +195,15 @@ impl ApiError {
         }
     }
 
-    fn invalid(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(super) fn invalid(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError::new(status, "invalid_request_error", message)
     }
 
-    fn bad(message: impl Into<String>) -> ApiError {
+    pub(super) fn bad(message: impl Into<String>) -> ApiError {
         ApiError::invalid(StatusCode::BAD_REQUEST, message)
     }
 
-    fn param(mut self, param: &str) -> ApiError {
+    pub(super) fn param(mut self, param: &str) -> ApiError {
         self.error
             .insert("param".into(), Value::String(param.into()));
         self
@@ -223,7 +225,7 @@ impl ApiError {
         json!({ "error": self.error }).to_string()
     }
 
-    fn missing(object: &str, id: &str, param: &str) -> ApiError {
+    pub(super) fn missing(object: &str, id: &str, param: &str) -> ApiError {
         ApiError::invalid(StatusCode::NOT_FOUND, format!("No such {object}: '{id}'"))
             .param(param)
             .code("resource_missing")
@@ -332,6 +334,8 @@ struct Auth {
     denied: Vec<String>,
     /// An OAuth access token acting as a connected account.
     as_account: bool,
+    /// The request's `Stripe-Version` (the emulator's default without one).
+    version: String,
 }
 
 fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Auth, ApiError> {
@@ -389,6 +393,11 @@ fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Auth, ApiError> {
         },
         denied: entry.denied.clone(),
         as_account: entry.account.is_some(),
+        version: headers
+            .get("stripe-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(API_VERSION)
+            .to_string(),
         key,
     })
 }
@@ -595,8 +604,17 @@ fn permission(kind: Kind) -> (&'static str, &'static str) {
 fn serve_get(inner: &Inner, auth: &Auth, path: &str, query: &str) -> Result<String, ApiError> {
     let unrecognized = || ApiError::unrecognized(&Method::GET, path);
     let trimmed = path.trim_end_matches('/');
+    if let Some(answer) = serve_child(inner, auth, trimmed, query) {
+        return answer;
+    }
     let (route, id) = match ROUTES.iter().find(|r| r.path == trimmed) {
         Some(r) => (r, None),
+        None if super::resources::RESOURCES
+            .iter()
+            .any(|r| trimmed.starts_with(r.path)) =>
+        {
+            return serve_resource(inner, auth, trimmed, query);
+        }
         None => {
             let (base, id) = trimmed.rsplit_once('/').ok_or_else(unrecognized)?;
             let r = ROUTES
@@ -648,7 +666,8 @@ fn serve_get(inner: &Inner, auth: &Auth, path: &str, query: &str) -> Result<Stri
                 return Err(ApiError::invalid(
                     StatusCode::FORBIDDEN,
                     "Only Stripe Connect platforms can work with other accounts. If you specified a client_id parameter, make sure it's correct. If you need to setup a Stripe Connect platform, you can do so at https://dashboard.stripe.com/account/applications/settings.",
-                ));
+                )
+                .code("platform_account_required"));
             }
             let mut col = Collection::default();
             {
@@ -723,14 +742,59 @@ fn serve_get(inner: &Inner, auth: &Auth, path: &str, query: &str) -> Result<Stri
     }
 }
 
+/// A child list endpoint (`children.rs`); `None` when `path` is not one.
+fn serve_child(
+    inner: &Inner,
+    auth: &Auth,
+    path: &str,
+    query: &str,
+) -> Option<Result<String, ApiError>> {
+    let unrecognized = || ApiError::unrecognized(&Method::GET, path);
+    let is_child = path == "/v1/subscription_items"
+        || (path.starts_with("/v1/invoices/") && path.ends_with("/lines"));
+    if !is_child {
+        return None;
+    }
+    let Some(cell) = inner.scope_cell(&auth.scope) else {
+        return Some(Err(unrecognized()));
+    };
+    let Some(data) = cell.get() else {
+        return Some(Err(unrecognized()));
+    };
+    super::children::serve(&read(data), path, query)
+}
+
+/// A table-driven resource's endpoint (`resources.rs`), behind the same permission
+/// check as the others.
+fn serve_resource(inner: &Inner, auth: &Auth, path: &str, query: &str) -> Result<String, ApiError> {
+    let unrecognized = || ApiError::unrecognized(&Method::GET, path);
+    let stream = super::resources::RESOURCES
+        .iter()
+        .find(|r| path.starts_with(r.path))
+        .map_or("", |r| r.stream);
+    if auth.denied.iter().any(|d| d == stream) {
+        return Err(ApiError::invalid(
+            StatusCode::FORBIDDEN,
+            format!(
+                "The provided key '{}' does not have the required permissions for this endpoint. Having the 'rak_{stream}_read' permission would allow this request to continue.",
+                mask_key(&auth.key)
+            ),
+        ));
+    }
+    let cell = inner.scope_cell(&auth.scope).ok_or_else(unrecognized)?;
+    let data = read(cell.get().ok_or_else(unrecognized)?);
+    super::resources::serve(&data, &auth.version, path, query)
+        .unwrap_or_else(|| Err(unrecognized()))
+}
+
 /// Query pairs in order, as sent.
-fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(super) fn parse_query(query: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect()
 }
 
-fn base_name(key: &str) -> &str {
+pub(super) fn base_name(key: &str) -> &str {
     key.split('[').next().unwrap_or(key)
 }
 
@@ -744,7 +808,7 @@ fn check_params(params: &[(String, String)], allowed: &[&str]) -> Result<(), Api
     Ok(())
 }
 
-fn unknown_param(name: &str) -> ApiError {
+pub(super) fn unknown_param(name: &str) -> ApiError {
     ApiError::bad(format!("Received unknown parameter: {name}"))
         .param(name)
         .code("parameter_unknown")
@@ -1095,7 +1159,11 @@ fn list(
 }
 
 /// `{"object":"list","data":[...],"has_more":..,"url":".."}` by concatenation.
-fn render_page<S: AsRef<str>>(url: &str, items: impl Iterator<Item = S>, has_more: bool) -> String {
+pub(super) fn render_page<S: AsRef<str>>(
+    url: &str,
+    items: impl Iterator<Item = S>,
+    has_more: bool,
+) -> String {
     let items: Vec<S> = items.collect();
     let size: usize = items.iter().map(|s| s.as_ref().len() + 1).sum();
     let mut out = String::with_capacity(size + url.len() + 64);
@@ -1159,7 +1227,10 @@ async fn emu_ids(State(inner): State<Arc<Inner>>, RawQuery(q): RawQuery) -> Resp
             json!({"error": "stream is required"}).to_string(),
         );
     };
-    if stream != "accounts" && Stream::from_name(&stream).is_none() {
+    if stream != "accounts"
+        && Stream::from_name(&stream).is_none()
+        && super::resources::find(&stream).is_none()
+    {
         return json_response(
             StatusCode::BAD_REQUEST,
             json!({"error": format!("unknown stream {stream}")}).to_string(),

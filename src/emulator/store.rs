@@ -367,6 +367,8 @@ pub(crate) struct ScopeData {
     pub(crate) turns: [usize; 3],
     /// Ids referenced by subscriptions and invoices (never deleted by advances).
     pub(crate) pinned: HashSet<String>,
+    /// The table-driven resources, by row of `resources::RESOURCES`.
+    pub(crate) resources: Vec<Collection>,
 }
 
 impl ScopeData {
@@ -387,6 +389,7 @@ impl ScopeData {
             rng,
             turns: [0; 3],
             pinned: HashSet::new(),
+            resources: Vec::new(),
         }
     }
 

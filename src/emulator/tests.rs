@@ -61,6 +61,10 @@ async fn get_with(run: &Running, key: Option<&str>, account: Option<&str>, path:
     if let Some(a) = account {
         req = req.header("Stripe-Account", a);
     }
+    // As the connector does: endpoints newer than the default version get theirs.
+    if let Some(version) = version_for(path) {
+        req = req.header("Stripe-Version", version);
+    }
     let resp = req.send().await.unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
@@ -236,6 +240,7 @@ async fn every_served_object_validates_against_the_spec() {
             creates: 4,
             updates: 12,
             deletes: 3,
+            resources: 2,
             account,
             livemode,
         });
@@ -255,6 +260,21 @@ async fn every_served_object_validates_against_the_spec() {
                 continue;
             }
             if path == "/v1/accounts" && account.is_some() {
+                continue;
+            }
+            if path.contains('{') || path == "/v1/subscription_items" {
+                // Child lists, one per parent: tests/it/children.rs walks them.
+                continue;
+            }
+            if path.starts_with("/v1/issuing/") && account.is_some() {
+                // Connected accounts here do not use Issuing: Stripe's 400 instead.
+                let r = get_with(&run, Some(key), account, path).await;
+                assert_stripe_error(&r, StatusCode::BAD_REQUEST, "invalid_request_error");
+                let message = r.body["error"]["message"].as_str().unwrap();
+                assert!(
+                    message.contains("is not set up to use Issuing"),
+                    "{message}"
+                );
                 continue;
             }
             let (ids, pages) = walk(&run, key, account, path, 100).await;

@@ -71,8 +71,8 @@ impl<W: Write> SingerLines<W> {
             "schema": def.map_or(json!({}), streams::singer::schema),
             "key_properties": ["id"],
         });
-        if let Some(cursor) = def.and_then(|d| d.cursor) {
-            message["bookmark_properties"] = json!([cursor.field()]);
+        if let Some(cursor) = def.and_then(|d| d.cursor_field()) {
+            message["bookmark_properties"] = json!([cursor]);
         }
         self.line(&message)
     }

@@ -84,7 +84,7 @@ pub fn discover() -> Value {
 
 fn entry(stream: &StreamDef) -> Value {
     let schema = schema(stream);
-    let cursor = stream.cursor.map(|c| c.field());
+    let cursor = stream.cursor_field();
     let mut top = json!({
         "inclusion": "available",
         "selected-by-default": true,
@@ -212,7 +212,7 @@ pub fn parse(text: &str) -> Result<Vec<Selected>, Error> {
         if let (SyncMode::Incremental, Some(key)) =
             (mode, get("replication-key").and_then(Value::as_str))
         {
-            let cursor = def.cursor.map(|c| c.field());
+            let cursor = def.cursor_field();
             if Some(key) != cursor {
                 return Err(Error::UnsupportedReplicationKey {
                     stream: name,

@@ -20,6 +20,16 @@ pub enum Error {
         "the API key may not read {path} (403: {message}). Give the restricted key read permission for this resource in the Stripe dashboard, or deselect the stream"
     )]
     PermissionDenied { path: String, message: String },
+    /// The account does not use the Stripe product behind this endpoint: Issuing not set
+    /// up (400 `Your account is not set up to use Issuing…`), or Connect endpoints on an
+    /// account that is not a platform (403 `platform_account_required`). Not a
+    /// permission problem: the stream is empty on this account.
+    #[error("the account does not use the product behind {path} ({status}: {message})")]
+    NotEnabled {
+        path: String,
+        status: u16,
+        message: String,
+    },
     /// Another 4xx: a request Stripe did not accept.
     #[error("Stripe answered {status} to GET {path}: {message} (request {request_id})")]
     Rejected {
@@ -56,7 +66,8 @@ impl Error {
         match self {
             Error::Unauthorized { .. }
             | Error::AccountInvalid { .. }
-            | Error::PermissionDenied { .. } => FailureType::ConfigError,
+            | Error::PermissionDenied { .. }
+            | Error::NotEnabled { .. } => FailureType::ConfigError,
             Error::Exhausted { .. } | Error::RateLimitedNoRetry { .. } => {
                 FailureType::TransientError
             }

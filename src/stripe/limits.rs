@@ -45,13 +45,22 @@ pub fn endpoint_of(path: &str) -> String {
     out
 }
 
-/// The limit of an endpoint, given the default one: Files get Stripe's 20/25 of it.
+/// The limit of an endpoint, given the default one: Files (and file links, issue 10) get
+/// Stripe's 20/25 of it.
 pub fn endpoint_limit(endpoint: &str, default: f64) -> f64 {
-    if endpoint == "/v1/files" || endpoint.starts_with("/v1/files/") {
+    if is_files_api(endpoint) {
         default * STRIPE_FILES_LIMIT / STRIPE_ENDPOINT_LIMIT
     } else {
         default
     }
+}
+
+/// Whether an endpoint is one of the Files API's (`/v1/files…`, `/v1/file_links…`), whose
+/// own limit is 20/s.
+pub fn is_files_api(endpoint: &str) -> bool {
+    ["/v1/files", "/v1/file_links"]
+        .iter()
+        .any(|p| endpoint == *p || endpoint.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
 }
 
 /// A GCRA cell: the theoretical arrival time of the next request.
@@ -177,6 +186,9 @@ mod tests {
             "/v1/customers/*"
         );
         assert_eq!(endpoint_limit("/v1/files", 25.0), 20.0);
+        assert_eq!(endpoint_limit("/v1/file_links", 25.0), 20.0);
+        assert_eq!(endpoint_limit("/v1/file_links/*", 25.0), 20.0);
+        assert_eq!(endpoint_limit("/v1/filesx", 25.0), 25.0);
         assert_eq!(endpoint_limit("/v1/charges", 25.0), 25.0);
     }
 

@@ -193,6 +193,13 @@ fn classify_error(
                 message,
             })
         }
+        400 | 403 if product_not_enabled(status, detail.code.as_deref(), &message) => {
+            Attempt::Fail(Error::NotEnabled {
+                path: path.to_owned(),
+                status,
+                message,
+            })
+        }
         403 => Attempt::Fail(Error::PermissionDenied {
             path: path.to_owned(),
             message,
@@ -315,6 +322,19 @@ impl Client {
             stats: self.stats.clone(),
             config: Arc::new(config),
         })
+    }
+
+    /// A client that sends `version` as `Stripe-Version` (for an endpoint that only
+    /// exists from that version on), sharing everything else with this one: the rate
+    /// limit, the in-flight cap, the pause after a 429, the clock and the counters.
+    pub fn with_stripe_version(&self, version: &str) -> Client {
+        Client {
+            config: Arc::new(ClientConfig {
+                stripe_version: version.to_owned(),
+                ..(*self.config).clone()
+            }),
+            ..self.clone()
+        }
     }
 
     /// The `Stripe-Account` this client sends, if any.
@@ -524,5 +544,50 @@ impl Client {
             self.paused_until_ms.fetch_max(until, Ordering::Relaxed);
         }
         outcome
+    }
+}
+
+/// Whether an error answer says the account does not use the product behind the
+/// endpoint, rather than that the key lacks a permission. Stripe's two shapes: Issuing
+/// (and Treasury) endpoints on an account without it answer 400 `invalid_request_error`
+/// "Your account is not set up to use Issuing. Please visit …"; Connect endpoints on an
+/// account that is not a platform answer 403 with code `platform_account_required`
+/// ("Only Stripe Connect platforms can work with other accounts."). A permission
+/// error (403 "does not have the required permissions") is neither.
+fn product_not_enabled(status: u16, code: Option<&str>, message: &str) -> bool {
+    match status {
+        400 => message.contains("is not set up to use"),
+        403 => code == Some("platform_account_required"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_not_enabled_is_told_from_a_permission_error() {
+        let detail = |code: Option<&'static str>| code;
+        let issuing = "Your account is not set up to use Issuing. Please visit https://dashboard.stripe.com/issuing/overview to get started.";
+        assert!(product_not_enabled(400, detail(None), issuing));
+        assert!(product_not_enabled(
+            403,
+            detail(Some("platform_account_required")),
+            "Only Stripe Connect platforms can work with other accounts."
+        ));
+        let permission = "The provided key 'rk_test_***1234' does not have the required permissions for this endpoint on account 'acct_1'.";
+        assert!(!product_not_enabled(403, detail(None), permission));
+        assert!(!product_not_enabled(
+            403,
+            detail(Some("account_invalid")),
+            permission
+        ));
+        assert!(!product_not_enabled(
+            400,
+            detail(Some("parameter_unknown")),
+            "Received unknown parameter: x"
+        ));
+        assert!(!product_not_enabled(404, detail(None), issuing));
     }
 }

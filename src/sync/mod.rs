@@ -17,6 +17,8 @@
 //! through one [`Client`], which caps requests in flight and their rate.
 
 pub mod checkpoint;
+mod children;
+mod endpoints;
 pub mod state;
 
 use std::sync::Arc;
@@ -133,6 +135,7 @@ impl ReadPlan {
             .into_iter()
             .map(|Selected { def, mode }| PlannedStream { def, mode })
             .collect();
+        children::check_modes(&streams)?;
         // A full refresh under way (resumable full refresh): malformed progress is an
         // error now, before any request.
         for stream in &streams {
@@ -412,7 +415,10 @@ impl ReadPlan {
         let now = client
             .server_time()
             .unwrap_or_else(|| crate::protocol::now_ms() / 1000);
+        // Child streams are read through their parent: one list of it feeds them all.
+        let (streams, families) = children::fold(&self.streams);
         let ctx = Arc::new(Ctx {
+            families: Arc::new(families),
             client,
             emit: emit.clone(),
             account: account.map(str::to_owned),
@@ -424,9 +430,11 @@ impl ReadPlan {
         });
         let mut jobs: Vec<BoxFuture<'static, StreamResults>> = Vec::new();
         let mut events_streams = Vec::new();
-        for stream in &self.streams {
+        for stream in &streams {
             let name = stream.def.name;
-            let state = self.states.get(&(name, account.map(str::to_owned)));
+            let state = children::shared_state(name, &ctx.families, |n| {
+                self.states.get(&(n, account.map(str::to_owned)))
+            });
             let plan = self.plan(stream, state, now);
             tracing::info!(stream = name, account, ?plan, "planned");
             match plan {
@@ -478,12 +486,18 @@ impl ReadPlan {
                     let def = stream.def;
                     // The ranges a resumed read has done already.
                     let done = match plan {
-                        Plan::Full => self.input.full_refresh(name, account)?,
+                        Plan::Full => children::shared_done(name, &ctx.families, |n| {
+                            self.input.full_refresh(n, account).map_err(Error::from)
+                        })?,
                         _ => state.map(|s| s.created_done.clone()).unwrap_or_default(),
                     };
                     jobs.push(
-                        async move { vec![(def.name, read_list(&ctx, def, plan, done).await)] }
-                            .boxed(),
+                        async move {
+                            let result = read_list(&ctx, def, plan, done).await;
+                            let result = endpoints::unless_not_enabled(&ctx, def, result).await;
+                            vec![(def.name, result)]
+                        }
+                        .boxed(),
                     );
                 }
             }
@@ -501,11 +515,12 @@ impl ReadPlan {
                 .boxed(),
             );
         }
-        Ok(futures::future::join_all(jobs)
+        let results = futures::future::join_all(jobs)
             .await
             .into_iter()
             .flatten()
-            .collect())
+            .collect();
+        Ok(children::spread(results, &ctx.families))
     }
 }
 
@@ -696,6 +711,8 @@ impl Emitter {
 
 /// What every read task of one account shares.
 struct Ctx {
+    /// The selected child streams, by parent (`children.rs`).
+    families: Arc<children::Families>,
     client: Client,
     emit: Emitter,
     /// The connected account, when the sync reads several (records carry it).
@@ -712,10 +729,33 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Sends a stream's state; a parent's is its children's too (`children.rs`).
     async fn state(&self, stream: &'static str, state: serde_json::Value) -> Result<(), Error> {
+        if let Some(family) = self.families.get(stream) {
+            for child in &family.children {
+                self.emit
+                    .state(child.name, self.account.as_deref(), state.clone())
+                    .await?;
+            }
+            if !family.emit_parent {
+                return Ok(());
+            }
+        }
         self.emit
             .state(stream, self.account.as_deref(), state)
             .await
+    }
+
+    /// Sends a page of a stream's records; a parent's feed its children first
+    /// (`children.rs`), and go out only when the parent is selected itself.
+    async fn records(&self, stream: &'static str, records: Vec<String>) -> Result<(), Error> {
+        if let Some(family) = self.families.get(stream) {
+            children::emit(self, family, &records).await?;
+            if !family.emit_parent {
+                return Ok(());
+            }
+        }
+        self.emit.records(stream, records).await
     }
 }
 
@@ -737,6 +777,9 @@ struct Head {
     id: String,
     #[serde(default)]
     created: Option<i64>,
+    /// Invoice items carry `date` where other objects carry `created`.
+    #[serde(default)]
+    date: Option<i64>,
     #[serde(default)]
     updated: Option<IgnoredAny>,
     #[serde(default)]
@@ -790,12 +833,17 @@ fn decorate(
 }
 
 fn head(stream: &str, raw: &RawValue) -> Result<Head, Error> {
-    serde_json::from_str(raw.get()).map_err(|err| {
-        Error::Stripe(stripe::Error::InvalidResponse {
-            path: stream.to_owned(),
-            message: format!("an object has no id or created: {err}"),
+    serde_json::from_str(raw.get())
+        .map(|head: Head| Head {
+            created: head.created.or(head.date),
+            ..head
         })
-    })
+        .map_err(|err| {
+            Error::Stripe(stripe::Error::InvalidResponse {
+                path: stream.to_owned(),
+                message: format!("an object has no id or created: {err}"),
+            })
+        })
 }
 
 /// Reads a list stream per its plan, with its STATEs. `done`: the ranges of `created` a
@@ -880,6 +928,11 @@ async fn read_gap(
     checkpoint: &tokio::sync::Mutex<Checkpoint>,
 ) -> Result<(), Error> {
     let updated = def.cursor == Some(Cursor::Updated);
+    if !def.created_filter {
+        // No `created` filter on this endpoint: one newest-first walk covers the range.
+        endpoints::read_unfiltered(ctx, def, updated, from, (!open_top).then_some(to)).await?;
+        return range_done(ctx, def, checkpoint, from, to).await;
+    }
     // The newest page of the whole range first. A small stream is done with it; for a
     // large one it is the top of the range, and slices cover the rest below it.
     let lt = (!open_top).then_some(to);
@@ -887,7 +940,7 @@ async fn read_gap(
     let page = list_page(ctx, def, from, lt, None, PAGE_LIMIT).await?;
     let page = page.parse()?;
     let (records, bounds) = records_of(ctx, def, updated, &page.data)?;
-    ctx.emit.records(def.name, records).await?;
+    ctx.records(def.name, records).await?;
     drop(permit);
     let Some(PageBounds {
         last_id,
@@ -1091,7 +1144,8 @@ async fn list_page(
         query.push(("starting_after", after.to_owned()));
     }
     query.extend(def.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    Ok(ctx.client.list(def.path, &query).await?)
+    let client = endpoints::client_for(ctx, def);
+    Ok(client.list(def.path, &query).await?)
 }
 
 /// The id and `created` of the first and last object of a page.
@@ -1153,7 +1207,7 @@ fn read_range<'a>(
             let page = list_page(ctx, def, gte, lt, starting_after.as_deref(), PAGE_LIMIT).await?;
             let page = page.parse()?;
             let (records, bounds) = records_of(ctx, def, updated, &page.data)?;
-            ctx.emit.records(def.name, records).await?;
+            ctx.records(def.name, records).await?;
             drop(permit);
             let (Some(bounds), true) = (bounds, page.has_more) else {
                 return Ok(());
@@ -1346,7 +1400,7 @@ async fn read_events_range(
             }
         }
         for (stream, records) in streams.iter().zip(routed) {
-            ctx.emit.records(stream.def.name, records).await?;
+            ctx.records(stream.def.name, records).await?;
         }
         drop(permit);
         match (last_id, has_more) {

@@ -83,7 +83,14 @@ async fn discover_lists_the_streams() {
         );
         let expected_cursor = match name {
             "account" | "commerce_company_info" => Value::Null,
-            "balance_transactions" | "events" | "commerce_transactions" => json!(["created"]),
+            "balance_transactions"
+            | "events"
+            | "files"
+            | "file_links"
+            | "shipping_rates"
+            | "commerce_transactions" => json!(["created"]),
+            "invoice_line_items" => json!(["invoice_updated"]),
+            "subscription_items" => json!(["subscription_updated"]),
             _ => json!(["updated"]),
         };
         assert_eq!(stream["default_cursor_field"], expected_cursor, "{name}");

@@ -9,6 +9,8 @@ mod util;
 
 /// The bad input table: 50+ malformed configs, catalogs, states and command lines.
 mod bad_inputs;
+/// Child streams: one parent list for all children, the embedded page, the child endpoint.
+mod children;
 /// spec, discover, check.
 mod commands;
 /// The commerce streams: golden records, reconciled totals, incremental, requests, Parquet.
@@ -50,3 +52,6 @@ mod safety;
 mod shards;
 /// The Singer tap: discover, selection, state, errors, about.
 mod singer;
+/// Stripe's wider read surface: Airbyte's catalog, every resource incrementally,
+/// products an account does not use.
+mod surface;

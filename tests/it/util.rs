@@ -394,6 +394,21 @@ pub fn expected_changes(
         .filter(|s| !s.single)
         .map(|stream| {
             let expected = match stream.cursor {
+                // A child changes with its parent: the children of every parent changed
+                // with an event (the emulator deletes no parent that has children).
+                _ if stream.child.is_some() => {
+                    let parent = stream.child.as_ref().unwrap().parent;
+                    report
+                        .changes
+                        .iter()
+                        .filter(|c| c.stream == parent && !c.event_type.is_empty())
+                        .flat_map(|c| {
+                            emulator
+                                .child_ids(scope, stream.name, &c.id)
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                }
                 Some(Cursor::Created) => emulator_ids(emulator, scope, stream.name)
                     .difference(&before[stream.name])
                     .cloned()

@@ -1,0 +1,402 @@
+//! Child streams (invoice → `invoice_line_items`, subscription → `subscription_items`):
+//! records that hang off the objects of a parent stream, described by the row's
+//! [`Child`](crate::streams::Child). This file owns:
+//! - the families: a selected child is read through its parent, which is listed once per
+//!   sync for itself (when selected) and every selected child of it, and listed for the
+//!   children alone when it is not selected ([`fold`]);
+//! - the child records: the parent's embedded first page used as it is, the child
+//!   endpoint called only when that list says `has_more` (an event's object cuts nested
+//!   lists at 10) or the parent does not embed it, the parent's fields added (Airbyte's
+//!   names), `is_deleted` on the children of a deleted parent ([`emit`]);
+//! - the states: a child's state is its family's read, said under the child's name
+//!   after the parent's records and the children's are out, so a killed sync resumes each
+//!   child where the parent read stopped, without re-reading every parent.
+//!
+//! Incrementally the parent's events (in the one shared events pass) carry the changed
+//! parents, so only those parents' children are read again. It must not plan ranges or
+//! pace requests: the parent's read (`mod.rs`) and the client do.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::{Ctx, Error, PAGE_LIMIT, PlannedStream, StreamResults, copy_error, head};
+use crate::streams::catalog;
+#[cfg(test)]
+use crate::streams::catalog::SyncMode;
+use crate::streams::{ParentField, StreamDef};
+use crate::sync::state::StreamState;
+
+/// The selected children of one parent stream.
+#[derive(Debug)]
+pub(super) struct Family {
+    pub(super) children: Vec<&'static StreamDef>,
+    /// The parent is selected itself: its records and states go out too.
+    pub(super) emit_parent: bool,
+}
+
+/// Families by parent stream name.
+pub(super) type Families = HashMap<&'static str, Family>;
+
+/// Every member of a family must be read in the same sync mode: they share one read.
+///
+/// # Errors
+/// A child selected in another mode than its parent, or than a sibling.
+pub(super) fn check_modes(streams: &[PlannedStream]) -> Result<(), catalog::Error> {
+    for stream in streams {
+        let Some(child) = &stream.def.child else {
+            continue;
+        };
+        let siblings = streams.iter().filter(|s| {
+            s.def
+                .child
+                .as_ref()
+                .is_some_and(|c| c.parent == child.parent)
+                || s.def.name == child.parent
+        });
+        if let Some(other) = siblings.into_iter().find(|s| s.mode != stream.mode) {
+            return Err(catalog::Error::MixedFamily {
+                child: stream.def.name.to_owned(),
+                other: other.def.name.to_owned(),
+                parent: child.parent.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The streams to read: the selected ones with their children folded into their parent
+/// (a parent not selected is read for its children, in their mode), and the families.
+pub(super) fn fold(streams: &[PlannedStream]) -> (Vec<PlannedStream>, Families) {
+    let mut out: Vec<PlannedStream> = streams
+        .iter()
+        .filter(|s| s.def.child.is_none())
+        .map(|s| PlannedStream {
+            def: s.def,
+            mode: s.mode,
+        })
+        .collect();
+    let mut families = Families::new();
+    for stream in streams {
+        let Some(child) = &stream.def.child else {
+            continue;
+        };
+        // The table test proves every parent is a row.
+        let Some(parent) = crate::streams::find(child.parent) else {
+            continue;
+        };
+        let selected = out.iter().any(|p| p.def.name == parent.name);
+        let family = families.entry(parent.name).or_insert_with(|| Family {
+            children: Vec::new(),
+            emit_parent: selected,
+        });
+        family.children.push(stream.def);
+        if !selected {
+            out.push(PlannedStream {
+                def: parent,
+                mode: stream.mode,
+            });
+        }
+    }
+    (out, families)
+}
+
+/// The streams whose saved state a family's read starts from: the parent (when
+/// selected) and its children.
+fn members<'a>(
+    parent: &'static str,
+    family: &'a Family,
+) -> impl Iterator<Item = &'static str> + 'a {
+    family
+        .emit_parent
+        .then_some(parent)
+        .into_iter()
+        .chain(family.children.iter().map(|c| c.name))
+}
+
+/// The state a stream's read starts from: its own, or for a parent with children the
+/// one its members share. Members with different states (a child selected for the
+/// first time) share none: the family reads from the start, so nobody misses anything.
+pub(super) fn shared_state<'a>(
+    parent: &'static str,
+    families: &Families,
+    state_of: impl Fn(&'static str) -> Option<&'a StreamState>,
+) -> Option<&'a StreamState> {
+    let Some(family) = families.get(parent) else {
+        return state_of(parent);
+    };
+    let mut states = members(parent, family).map(&state_of);
+    let first = states.next().flatten();
+    if states.all(|s| s == first) {
+        first
+    } else {
+        None
+    }
+}
+
+/// Like [`shared_state`], for the ranges a resumed full refresh has done.
+///
+/// # Errors
+/// A malformed saved progress (`done_of`'s error).
+pub(super) fn shared_done(
+    parent: &'static str,
+    families: &Families,
+    done_of: impl Fn(&'static str) -> Result<Vec<(i64, i64)>, Error>,
+) -> Result<Vec<(i64, i64)>, Error> {
+    let Some(family) = families.get(parent) else {
+        return done_of(parent);
+    };
+    let mut all = Vec::new();
+    for name in members(parent, family) {
+        all.push(done_of(name)?);
+    }
+    Ok(match all.split_first() {
+        Some((first, rest)) if rest.iter().all(|d| d == first) => first.clone(),
+        _ => Vec::new(),
+    })
+}
+
+/// Each stream's outcome, a parent's repeated for its children (their records come
+/// from its read) and left out when the parent was read for them alone.
+pub(super) fn spread(results: StreamResults, families: &Families) -> StreamResults {
+    let mut out = Vec::with_capacity(results.len());
+    for (name, result) in results {
+        let Some(family) = families.get(name) else {
+            out.push((name, result));
+            continue;
+        };
+        for child in &family.children {
+            out.push((child.name, result.as_ref().map(|_| ()).map_err(copy_error)));
+        }
+        if family.emit_parent {
+            out.push((name, result));
+        }
+    }
+    out
+}
+
+/// What a child record takes from its parent.
+struct ParentHead<'a> {
+    id: &'a str,
+    created: Option<i64>,
+    updated: Option<i64>,
+    deleted: bool,
+}
+
+/// Sends the children of a page of parent records (as the engine decorated them:
+/// `updated` and `is_deleted` are there) to each selected child stream, before the
+/// parent's records and the state that covers them.
+///
+/// # Errors
+/// A parent record that is not an object with an id; what the client returns for a child
+/// endpoint; the output closing.
+pub(super) async fn emit(ctx: &Ctx, family: &Family, parents: &[String]) -> Result<(), Error> {
+    let mut by_child: Vec<Vec<String>> = vec![Vec::new(); family.children.len()];
+    for raw in parents {
+        let parent: Map<String, Value> = serde_json::from_str(raw).map_err(|err| {
+            invalid(
+                family.children[0].name,
+                format!("a parent is not an object: {err}"),
+            )
+        })?;
+        let Some(id) = parent.get("id").and_then(Value::as_str) else {
+            return Err(invalid(
+                family.children[0].name,
+                "a parent object has no id".to_owned(),
+            ));
+        };
+        let head = ParentHead {
+            id,
+            created: parent
+                .get("created")
+                .or_else(|| parent.get("date"))
+                .and_then(Value::as_i64),
+            updated: parent.get("updated").and_then(Value::as_i64),
+            deleted: parent.get("is_deleted") == Some(&Value::Bool(true)),
+        };
+        for (def, records) in family.children.iter().zip(by_child.iter_mut()) {
+            children_of(ctx, def, &parent, &head, records).await?;
+        }
+    }
+    for (def, records) in family.children.iter().zip(by_child) {
+        ctx.emit.records(def.name, records).await?;
+    }
+    Ok(())
+}
+
+/// The children of one parent for one child stream: the embedded page, and the rest
+/// from the child endpoint when the embedded list says there is more.
+async fn children_of(
+    ctx: &Ctx,
+    def: &'static StreamDef,
+    parent: &Map<String, Value>,
+    head: &ParentHead<'_>,
+    out: &mut Vec<String>,
+) -> Result<(), Error> {
+    let Some(child) = &def.child else {
+        return Ok(());
+    };
+    let embedded = parent.get(child.embedded).filter(|v| v.is_object());
+    let mut after: Option<String> = None;
+    let more = match embedded {
+        Some(list) => {
+            for item in list
+                .get("data")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(id) = item.get("id").and_then(Value::as_str) {
+                    after = Some(id.to_owned());
+                }
+                out.push(record(ctx, def, item.clone(), head));
+            }
+            list.get("has_more") == Some(&Value::Bool(true))
+        }
+        // Not embedded (a parent object without the field): the endpoint has them all.
+        None => true,
+    };
+    // A deleted parent's children cannot be listed any more: its object (the event's)
+    // is all there is.
+    if !more || head.deleted {
+        return Ok(());
+    }
+    let path = def.path.replace("{id}", head.id);
+    loop {
+        let mut query: Vec<(&str, String)> = vec![("limit", PAGE_LIMIT.to_owned())];
+        query.extend(
+            child
+                .query
+                .iter()
+                .map(|(k, v)| (*k, v.replace("{id}", head.id))),
+        );
+        if let Some(after) = &after {
+            query.push(("starting_after", after.clone()));
+        }
+        let page = ctx.client.list(&path, &query).await?;
+        let page = page.parse()?;
+        for raw in &page.data {
+            let item: Value = serde_json::from_str(raw.get())
+                .map_err(|err| invalid(def.name, format!("a child is not JSON: {err}")))?;
+            after = Some(head_id(def, raw)?);
+            out.push(record(ctx, def, item, head));
+        }
+        if !page.has_more || page.data.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+fn head_id(def: &'static StreamDef, raw: &serde_json::value::RawValue) -> Result<String, Error> {
+    Ok(head(def.name, raw)?.id)
+}
+
+/// A child object as a record: Stripe's object plus its parent's fields, `is_deleted`
+/// for a deleted parent's children, and the connected account when a sync reads several.
+fn record(ctx: &Ctx, def: &'static StreamDef, item: Value, parent: &ParentHead<'_>) -> String {
+    let Value::Object(mut object) = item else {
+        return item.to_string();
+    };
+    if let Some(child) = &def.child {
+        for (field, what) in child.parent_fields {
+            let value = match what {
+                ParentField::Id => Value::from(parent.id),
+                ParentField::Created => parent.created.map_or(Value::Null, Value::from),
+                ParentField::Updated => parent
+                    .updated
+                    .or(parent.created)
+                    .map_or(Value::Null, Value::from),
+            };
+            object.insert((*field).to_owned(), value);
+        }
+        if parent.deleted && child.deletable {
+            object.insert("is_deleted".to_owned(), Value::Bool(true));
+        }
+    }
+    if let Some(account) = &ctx.account {
+        object.insert("stripe_account".to_owned(), Value::from(account.as_str()));
+    }
+    Value::Object(object).to_string()
+}
+
+/// An answer that is not what Stripe sends, for a child stream.
+fn invalid(stream: &str, message: String) -> Error {
+    Error::Stripe(crate::stripe::Error::InvalidResponse {
+        path: stream.to_owned(),
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(name: &str, mode: SyncMode) -> PlannedStream {
+        PlannedStream {
+            def: crate::streams::find(name).unwrap(),
+            mode,
+        }
+    }
+
+    #[test]
+    fn children_fold_into_their_parent_once() {
+        let inc = SyncMode::Incremental;
+        let (streams, families) = fold(&[
+            planned("invoice_line_items", inc),
+            planned("customers", inc),
+            planned("subscription_items", inc),
+            planned("subscriptions", inc),
+        ]);
+        let names: Vec<&str> = streams.iter().map(|s| s.def.name).collect();
+        assert_eq!(names, ["customers", "subscriptions", "invoices"]);
+        assert!(
+            !families["invoices"].emit_parent,
+            "invoices is read for its lines"
+        );
+        assert!(families["subscriptions"].emit_parent);
+        assert_eq!(
+            families["subscriptions"].children[0].name,
+            "subscription_items"
+        );
+    }
+
+    #[test]
+    fn a_family_shares_a_state_only_when_its_members_agree() {
+        let (_, families) = fold(&[
+            planned("invoice_line_items", SyncMode::Incremental),
+            planned("invoices", SyncMode::Incremental),
+        ]);
+        let a = StreamState {
+            cursor: 5,
+            ..StreamState::default()
+        };
+        let b = StreamState {
+            cursor: 9,
+            ..StreamState::default()
+        };
+        assert_eq!(shared_state("invoices", &families, |_| Some(&a)), Some(&a));
+        let mixed = |n: &str| (n == "invoices").then_some(&b).or(Some(&a));
+        assert_eq!(shared_state("invoices", &families, mixed), None);
+        let new_child = |n: &str| (n == "invoices").then_some(&a);
+        assert_eq!(shared_state("invoices", &families, new_child), None);
+        assert_eq!(shared_state("customers", &families, |_| Some(&b)), Some(&b));
+    }
+
+    #[test]
+    fn mixed_modes_in_a_family_are_a_catalog_error() {
+        let err = check_modes(&[
+            planned("invoices", SyncMode::FullRefresh),
+            planned("invoice_line_items", SyncMode::Incremental),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("invoice_line_items"), "{err}");
+        assert!(
+            check_modes(&[
+                planned("invoices", SyncMode::Incremental),
+                planned("invoice_line_items", SyncMode::Incremental),
+                planned("customers", SyncMode::FullRefresh),
+            ])
+            .is_ok()
+        );
+    }
+}
