@@ -214,7 +214,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .or_default() += 1;
                 }
                 let mut by_path: Vec<_> = by_path.into_iter().collect();
-                by_path.sort_by(|a, b| b.1.cmp(&a.1));
+                by_path.sort_by_key(|b| std::cmp::Reverse(b.1));
                 let detail: Vec<String> = by_path.iter().map(|(p, n)| format!("{p}={n}")).collect();
                 eprintln!(
                     "t={second:>3}s requests/s={} {}",

@@ -777,13 +777,13 @@ async fn read_list(
         return ctx.state(def.name, checkpoint.state()).await;
     }
     // A full refresh also reads what was created after the sync's clock: its newest range
-    // has no upper bound. The newest gap first: its first page is the stream's newest.
+    // has no upper bound (when it reaches the clock: a range above a resumed gap is
+    // complete). The newest gap first: its first page is the stream's newest.
     let open_top = kind == Kind::Full;
     let ranges = todo
         .into_iter()
         .rev()
-        .enumerate()
-        .map(|(i, (gte, lt))| plan::Range::new(gte, (!(open_top && i == 0)).then_some(lt), lt))
+        .map(|(gte, lt)| plan::Range::new(gte, (!(open_top && lt >= to)).then_some(lt), lt))
         .collect();
     let updated = def.cursor == Some(Cursor::Updated);
     plan::read_ranges(ctx, def, updated, ranges, &mut checkpoint, ctx.slice_secs).await?;

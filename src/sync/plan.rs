@@ -535,7 +535,7 @@ mod tests {
         assert_eq!(pages_left(&lock(&known.bounds), 1_000), 0);
         // A burst (a page within one second) claims no more than the evidence allows.
         let burst = range(0, 100_000_000, 99_999_999, 1);
-        assert_eq!(pages_left(&lock(&burst.bounds), 0), EVIDENCE_FACTOR);
+        assert_eq!(pages_left(&lock(&burst.bounds), 0), 2 * EVIDENCE_FACTOR);
         lock(&burst.bounds).full_pages = 3;
         assert_eq!(pages_left(&lock(&burst.bounds), 0), 4 * EVIDENCE_FACTOR);
     }
