@@ -382,7 +382,7 @@ async fn check(case: &Case, mode: Mode) {
     let started = std::time::Instant::now();
     // Enough objects that the faults, which start at the 12th request, hit a sync that
     // reads few pages more than it must.
-    let running = start_emulator(400).await;
+    let running = start_emulator(1500).await;
     let emu = running.emulator();
     let clean = clean_ids(&running, mode).await;
     let clean_requests = emu.request_log().len();
