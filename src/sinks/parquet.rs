@@ -788,8 +788,11 @@ mod tests {
             !dir.path().join(STATE_FILE).exists(),
             "the two records are not on disk yet"
         );
-        // The third record fills the file: it is closed, then the state is saved.
+        // The third record fills the file: it is closed, and the next state file (at most
+        // once a second; here written at once) first makes it durable and visible, then
+        // saves the state.
         sink.records("customers", &[record("cus_3")]).unwrap();
+        sink.write_state_file().unwrap();
         assert_eq!(
             saved_state(dir.path())[0]["state"]["stream"]["stream_state"],
             json!({"updated": 1_700_000_001})
