@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::data::{BuildParams, Fixtures, Gen};
 use super::rng::Rng;
-use super::routes::{ApiError, base_name, parse_query, render_page, unknown_param};
+use super::routes::{ApiError, base_name, list_cursor, parse_query, render_page, unknown_param};
 use super::store::{Collection, Cursor, Obj, PageQuery, ScopeData, Stream};
 use super::{Change, ChangeKind, EVENT_RETENTION_SECS};
 
@@ -1052,17 +1052,7 @@ fn list(col: &Collection, r: &Resource, params: &[(String, String)]) -> Result<S
         }
     }
     no_expand(params, true)?;
-    let cursor = match (after, before) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad(
-                "You may only specify one of these parameters: starting_after, ending_before.",
-            )
-            .param("ending_before"));
-        }
-        (Some(a), None) => Cursor::After(a),
-        (None, Some(b)) => Cursor::Before(b),
-        (None, None) => Cursor::None,
-    };
+    let cursor = list_cursor(after, before)?;
     let param = match cursor {
         Cursor::Before(_) => "ending_before",
         _ => "starting_after",

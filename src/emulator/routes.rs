@@ -808,6 +808,22 @@ fn check_params(params: &[(String, String)], allowed: &[&str]) -> Result<(), Api
     Ok(())
 }
 
+/// A list's cursor from `starting_after` and `ending_before`: at most one of them, as Stripe.
+pub(super) fn list_cursor(
+    after: Option<String>,
+    before: Option<String>,
+) -> Result<Cursor, ApiError> {
+    match (after, before) {
+        (Some(_), Some(_)) => Err(ApiError::bad(
+            "You may only specify one of these parameters: starting_after, ending_before.",
+        )
+        .param("ending_before")),
+        (Some(a), None) => Ok(Cursor::After(a)),
+        (None, Some(b)) => Ok(Cursor::Before(b)),
+        (None, None) => Ok(Cursor::None),
+    }
+}
+
 pub(super) fn unknown_param(name: &str) -> ApiError {
     ApiError::bad(format!("Received unknown parameter: {name}"))
         .param(name)
@@ -1038,17 +1054,7 @@ impl ListParams {
                 }
             }
         }
-        lp.cursor = match (after, before) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::bad(
-                    "You may only specify one of these parameters: starting_after, ending_before.",
-                )
-                .param("ending_before"));
-            }
-            (Some(a), None) => Cursor::After(a),
-            (None, Some(b)) => Cursor::Before(b),
-            (None, None) => Cursor::None,
-        };
+        lp.cursor = list_cursor(after, before)?;
         if !types.is_empty() {
             if lp.event_type.is_some() {
                 return Err(ApiError::bad(

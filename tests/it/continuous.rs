@@ -36,6 +36,23 @@ fn spawn(args: &[&str]) -> tokio::process::Child {
         .unwrap()
 }
 
+/// `read` into `dir` every `every`, without automatic compaction (the tests count files).
+fn every<'a>(config: &'a Path, dir: &'a Path, streams: &'a str, every: &'a str) -> [&'a str; 11] {
+    [
+        "read",
+        "--config",
+        path(config),
+        "--output-dir",
+        path(dir),
+        "--streams",
+        streams,
+        "--every",
+        every,
+        "--compact-files",
+        "0",
+    ]
+}
+
 fn status(dir: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(dir.join("status.json")).ok()?;
     serde_json::from_str(&text).ok()
@@ -153,19 +170,7 @@ async fn continuous_mode_keeps_the_views_current_and_idle_periods_are_cheap() {
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
     let dir = files.dir.path().join("stripe");
     let streams = streams_but_account();
-    let args = [
-        "read",
-        "--config",
-        path(&config),
-        "--output-dir",
-        path(&dir),
-        "--streams",
-        &streams,
-        "--every",
-        "300ms",
-        "--compact-files",
-        "0",
-    ];
+    let args = every(&config, &dir, &streams, "300ms");
     let mut child = spawn(&args);
     wait_until(&mut child, "a first period", || successes(&dir) >= 1).await;
     assert_views_match(&dir, emu, "after the first period");
@@ -375,19 +380,7 @@ async fn a_failing_period_backs_off_and_retries_without_moving_the_state() {
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
     let dir = files.dir.path().join("stripe");
     let streams = streams_but_account();
-    let mut child = spawn(&[
-        "read",
-        "--config",
-        path(&config),
-        "--output-dir",
-        path(&dir),
-        "--streams",
-        &streams,
-        "--every",
-        "200ms",
-        "--compact-files",
-        "0",
-    ]);
+    let mut child = spawn(&every(&config, &dir, &streams, "200ms"));
     wait_until(&mut child, "a first period", || successes(&dir) >= 1).await;
 
     emu.set_faults(Faults {
@@ -463,19 +456,7 @@ async fn fifty_periods_then_compaction_keep_the_views() {
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
     let dir = files.dir.path().join("stripe");
     let streams = "customers,charges,refunds,products,prices,balance_transactions";
-    let mut child = spawn(&[
-        "read",
-        "--config",
-        path(&config),
-        "--output-dir",
-        path(&dir),
-        "--streams",
-        streams,
-        "--every",
-        "100ms",
-        "--compact-files",
-        "0",
-    ]);
+    let mut child = spawn(&every(&config, &dir, streams, "100ms"));
     let mut seen = 0;
     while seen < 50 {
         wait_until(&mut child, "a period", || successes(&dir) > seen).await;
