@@ -203,9 +203,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut second = 0;
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let now = emulator.request_log().len();
+                let log = emulator.request_log();
+                let now = log.len();
                 second += 1;
-                eprintln!("t={second:>3}s requests/s={}", now - last);
+                // Per endpoint too, biggest first: which stream falls short of its limit.
+                let mut by_path: std::collections::BTreeMap<&str, usize> = Default::default();
+                for request in &log[last..now] {
+                    *by_path
+                        .entry(request.path.trim_start_matches("/v1/"))
+                        .or_default() += 1;
+                }
+                let mut by_path: Vec<_> = by_path.into_iter().collect();
+                by_path.sort_by_key(|b| std::cmp::Reverse(b.1));
+                let detail: Vec<String> = by_path.iter().map(|(p, n)| format!("{p}={n}")).collect();
+                eprintln!(
+                    "t={second:>3}s requests/s={} {}",
+                    now - last,
+                    detail.join(" ")
+                );
                 last = now;
             }
         })

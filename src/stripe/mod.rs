@@ -69,33 +69,122 @@ pub struct Stats {
     pub retries: AtomicU64,
 }
 
-/// One page of a list endpoint: the body as Stripe sent it. [`Page::parse`] reads it
-/// without copying the objects.
+/// One page of a list endpoint: the body as Stripe sent it, with where its objects lie
+/// in it (found by the one parse that also checked the body is a complete list), so the
+/// page is parsed once.
 #[derive(Debug)]
 pub struct Page {
     path: String,
     body: bytes::Bytes,
+    /// Byte ranges of the objects of `data` in `body`, in order.
+    items: Vec<std::ops::Range<usize>>,
+    has_more: bool,
 }
 
-/// A parsed page; its objects borrow the body's JSON text.
-#[derive(Debug, Deserialize)]
+/// A page's objects, as JSON text borrowed from the body.
+#[derive(Debug)]
 pub struct PageRef<'a> {
-    #[serde(borrow)]
-    pub data: Vec<&'a RawValue>,
+    pub data: Vec<&'a str>,
     pub has_more: bool,
 }
 
 impl Page {
+    /// Parses a list page's body once: `InvalidResponse` when it is not a Stripe list.
+    ///
     /// # Errors
     /// `InvalidResponse` when the body is not a Stripe list.
+    pub fn try_new(path: &str, body: bytes::Bytes) -> Result<Page, Error> {
+        match index_list(path, &body) {
+            Ok((items, has_more)) => Ok(Page {
+                path: path.to_owned(),
+                body,
+                items,
+                has_more,
+            }),
+            Err(Attempt::Fail(err)) => Err(err),
+            Err(Attempt::Retry { why, .. }) => Err(Error::InvalidResponse {
+                path: path.to_owned(),
+                message: why,
+            }),
+            Err(Attempt::Done(_)) => Err(Error::InvalidResponse {
+                path: path.to_owned(),
+                message: "not a list".to_owned(),
+            }),
+        }
+    }
+
+    /// The page's objects, without parsing them again.
+    ///
+    /// # Errors
+    /// `InvalidResponse` when the body is not UTF-8 (it was checked when the page was
+    /// made, so this does not happen).
     pub fn parse(&self) -> Result<PageRef<'_>, Error> {
-        let page: PageRef<'_> =
-            serde_json::from_slice(&self.body).map_err(|err| Error::InvalidResponse {
-                path: self.path.clone(),
-                message: err.to_string(),
-            })?;
-        check_page(&self.path, page.has_more, page.data.len())?;
-        Ok(page)
+        let text = std::str::from_utf8(&self.body).map_err(|err| Error::InvalidResponse {
+            path: self.path.clone(),
+            message: err.to_string(),
+        })?;
+        let mut data = Vec::with_capacity(self.items.len());
+        for range in &self.items {
+            data.push(
+                text.get(range.clone())
+                    .ok_or_else(|| Error::InvalidResponse {
+                        path: self.path.clone(),
+                        message: "an object does not lie on character boundaries".to_owned(),
+                    })?,
+            );
+        }
+        Ok(PageRef {
+            data,
+            has_more: self.has_more,
+        })
+    }
+}
+
+/// Where a list body's objects lie, and its `has_more`: one parse, which is also the
+/// check that the body is complete JSON.
+fn index_list(path: &str, body: &[u8]) -> Result<(Vec<std::ops::Range<usize>>, bool), Attempt> {
+    #[derive(Deserialize)]
+    struct List<'a> {
+        #[serde(borrow)]
+        data: Vec<&'a RawValue>,
+        has_more: bool,
+    }
+    let parsed = std::str::from_utf8(body)
+        .map_err(|err| {
+            Attempt::Fail(Error::InvalidResponse {
+                path: path.to_owned(),
+                message: format!("the answer is not UTF-8: {err}"),
+            })
+        })
+        .and_then(|text| {
+            serde_json::from_str::<List<'_>>(text).map_err(|err| json_failure(path, &err))
+        })?;
+    check_page(path, parsed.has_more, parsed.data.len()).map_err(Attempt::Fail)?;
+    let base = body.as_ptr() as usize;
+    let items = parsed
+        .data
+        .iter()
+        .map(|raw| {
+            let start = raw.get().as_ptr() as usize - base;
+            start..start + raw.get().len()
+        })
+        .collect();
+    Ok((items, parsed.has_more))
+}
+
+/// Broken JSON (a body cut short with framing that hid it) is worth another try; a
+/// well-formed answer that is not what Stripe sends is not.
+fn json_failure(path: &str, err: &serde_json::Error) -> Attempt {
+    if err.is_eof() || err.is_syntax() {
+        Attempt::Retry {
+            after: None,
+            why: format!("the answer is not complete JSON ({err})"),
+        }
+    } else {
+        Attempt::Fail(Error::InvalidResponse {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })
     }
 }
 
@@ -114,6 +203,22 @@ fn check_page(path: &str, has_more: bool, objects: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// A 2xx answer, checked: an object's body, or a list page indexed.
+#[derive(Debug)]
+enum Done {
+    Body(bytes::Bytes),
+    Page(Page),
+}
+
+impl Done {
+    fn into_body(self) -> bytes::Bytes {
+        match self {
+            Done::Body(body) => body,
+            Done::Page(page) => page.body,
+        }
+    }
+}
+
 /// What a 2xx body must be.
 #[derive(Clone, Copy)]
 enum Shape {
@@ -123,33 +228,12 @@ enum Shape {
     List,
 }
 
-/// Checks a 2xx body before it is handed on: broken JSON (a body cut short with framing
-/// that hid it) is worth another try; a well-formed answer that is not what Stripe
-/// sends is not.
-fn check_body(path: &str, shape: Shape, body: &[u8]) -> Option<Attempt> {
-    #[derive(Deserialize)]
-    struct ListCheck {
-        data: Vec<serde::de::IgnoredAny>,
-        has_more: bool,
-    }
-    let parsed = match shape {
-        Shape::Object => serde_json::from_slice::<serde::de::IgnoredAny>(body).map(|_| None),
-        Shape::List => serde_json::from_slice::<ListCheck>(body).map(Some),
-    };
-    match parsed {
-        Ok(None) => None,
-        Ok(Some(list)) => check_page(path, list.has_more, list.data.len())
-            .err()
-            .map(Attempt::Fail),
-        Err(err) if err.is_eof() || err.is_syntax() => Some(Attempt::Retry {
-            after: None,
-            why: format!("the answer is not complete JSON ({err})"),
-        }),
-        Err(err) => Some(Attempt::Fail(Error::InvalidResponse {
-            path: path.to_owned(),
-            message: err.to_string(),
-        })),
-    }
+/// Checks a 2xx object body before it is handed on (a list's is checked as it is
+/// indexed, [`index_list`]).
+fn check_body(path: &str, body: &[u8]) -> Option<Attempt> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .err()
+        .map(|err| json_failure(path, &err))
 }
 
 /// How a non-2xx answer ends: retried, or an error. `account` is the `Stripe-Account`
@@ -254,6 +338,9 @@ pub struct Client {
     paused_until_ms: Arc<AtomicI64>,
     /// The server's clock (unix seconds) from the last response's `Date` header.
     server_time: Arc<AtomicI64>,
+    /// Moving average of a request's round trip (send to body read), microseconds; 0
+    /// before the first. The read planner sizes its ranges in flight by it.
+    latency_us: Arc<AtomicU64>,
     stats: Arc<Stats>,
 }
 
@@ -272,7 +359,7 @@ fn pacer(config: &ClientConfig) -> Result<Arc<limits::Pacer>, Error> {
 
 /// How one attempt ended.
 enum Attempt {
-    Done(bytes::Bytes),
+    Done(Done),
     Retry {
         after: Option<Duration>,
         why: String,
@@ -297,6 +384,7 @@ impl Client {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             paused_until_ms: Arc::new(AtomicI64::new(0)),
             server_time: Arc::new(AtomicI64::new(0)),
+            latency_us: Arc::new(AtomicU64::new(0)),
             stats: Arc::new(Stats::default()),
             config: Arc::new(config),
         })
@@ -319,6 +407,7 @@ impl Client {
             in_flight: self.in_flight.clone(),
             paused_until_ms: Arc::new(AtomicI64::new(0)),
             server_time: Arc::new(AtomicI64::new(0)),
+            latency_us: self.latency_us.clone(),
             stats: self.stats.clone(),
             config: Arc::new(config),
         })
@@ -346,6 +435,44 @@ impl Client {
         &self.stats
     }
 
+    /// Requests per second this client allows itself for the account.
+    pub fn rate_limit(&self) -> f64 {
+        self.config.rate_limit
+    }
+
+    /// Requests per second this client allows itself on `path`'s endpoint.
+    pub fn endpoint_rate(&self, path: &str) -> f64 {
+        self.pacer.endpoint_rate(&limits::endpoint_of(path))
+    }
+
+    /// The cap on requests in flight.
+    pub fn max_in_flight(&self) -> usize {
+        self.config.max_in_flight.max(1)
+    }
+
+    /// The moving average of a request's round trip, `None` before the first answer.
+    pub fn latency(&self) -> Option<Duration> {
+        match self.latency_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    fn record_latency(&self, took: Duration) {
+        let sample = (took.as_micros() as u64).max(1);
+        // A lock-free moving average (weight 1/8): the planner needs a rough figure. The
+        // closure always returns `Some`, so the update cannot fail.
+        self.latency_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else {
+                    old - old / 8 + sample / 8
+                })
+            })
+            .ok();
+    }
+
     /// The server's clock from the latest response, if any answered with a `Date`.
     pub fn server_time(&self) -> Option<i64> {
         match self.server_time.load(Ordering::Relaxed) {
@@ -359,7 +486,7 @@ impl Client {
     /// # Errors
     /// See [`Client::get`].
     pub async fn get_object(&self, path: &str) -> Result<Box<RawValue>, Error> {
-        let body = self.get_shaped(path, &[], Shape::Object).await?;
+        let body = self.get_shaped(path, &[], Shape::Object).await?.into_body();
         serde_json::from_slice(&body).map_err(|err| Error::InvalidResponse {
             path: path.to_owned(),
             message: err.to_string(),
@@ -371,11 +498,11 @@ impl Client {
     /// # Errors
     /// See [`Client::get`].
     pub async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Page, Error> {
-        let body = self.get_shaped(path, query, Shape::List).await?;
-        Ok(Page {
-            path: path.to_owned(),
-            body,
-        })
+        match self.get_shaped(path, query, Shape::List).await? {
+            Done::Page(page) => Ok(page),
+            // `Shape::List` answers are indexed pages; a body would be indexed here.
+            Done::Body(body) => Page::try_new(path, body),
+        }
     }
 
     /// GET `path` with `query`, under the rate limit and the in-flight cap, retrying
@@ -388,7 +515,10 @@ impl Client {
     /// `Unauthorized` (401), `AccountInvalid` / `PermissionDenied` (403), `Rejected`
     /// (other 4xx), `Exhausted` when retries ran out.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<bytes::Bytes, Error> {
-        self.get_shaped(path, query, Shape::Object).await
+        Ok(self
+            .get_shaped(path, query, Shape::Object)
+            .await?
+            .into_body())
     }
 
     async fn get_shaped(
@@ -396,7 +526,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
         shape: Shape,
-    ) -> Result<bytes::Bytes, Error> {
+    ) -> Result<Done, Error> {
         let mut url = self.config.api_base.clone();
         url.set_path(path);
         if !query.is_empty() {
@@ -472,6 +602,7 @@ impl Client {
         if let Some(account) = &self.config.account {
             request = request.header("Stripe-Account", account);
         }
+        let sent = tokio::time::Instant::now();
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
@@ -506,7 +637,10 @@ impl Client {
             .map(|secs| Duration::from_secs_f64(secs.clamp(0.0, 60.0)));
         let request_id = header("request-id").unwrap_or_default();
         let body = match read_capped(&mut response).await {
-            Ok(Some(body)) => body,
+            Ok(Some(body)) => {
+                self.record_latency(sent.elapsed());
+                body
+            }
             Ok(None) => {
                 return Attempt::Fail(Error::InvalidResponse {
                     path: path.to_owned(),
@@ -525,7 +659,18 @@ impl Client {
             }
         };
         if status.is_success() {
-            return check_body(path, shape, &body).unwrap_or(Attempt::Done(body));
+            return match shape {
+                Shape::Object => check_body(path, &body).unwrap_or(Attempt::Done(Done::Body(body))),
+                Shape::List => match index_list(path, &body) {
+                    Ok((items, has_more)) => Attempt::Done(Done::Page(Page {
+                        path: path.to_owned(),
+                        body,
+                        items,
+                        has_more,
+                    })),
+                    Err(attempt) => attempt,
+                },
+            };
         }
         let outcome = classify_error(
             path,

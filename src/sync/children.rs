@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::{Ctx, Error, PAGE_LIMIT, PlannedStream, StreamResults, copy_error, head};
+use super::{Ctx, Error, PAGE_LIMIT, PlannedStream, StreamResults, copy_error};
 use crate::streams::catalog;
 #[cfg(test)]
 use crate::streams::catalog::SyncMode;
@@ -276,19 +276,15 @@ async fn children_of(
         let page = ctx.client.list(&path, &query).await?;
         let page = page.parse()?;
         for raw in &page.data {
-            let item: Value = serde_json::from_str(raw.get())
+            let item: Value = serde_json::from_str(raw)
                 .map_err(|err| invalid(def.name, format!("a child is not JSON: {err}")))?;
-            after = Some(head_id(def, raw)?);
+            after = Some(super::head(def.name, raw)?.id);
             out.push(record(ctx, def, item, head));
         }
         if !page.has_more || page.data.is_empty() {
             return Ok(());
         }
     }
-}
-
-fn head_id(def: &'static StreamDef, raw: &serde_json::value::RawValue) -> Result<String, Error> {
-    Ok(head(def.name, raw)?.id)
 }
 
 /// A child object as a record: Stripe's object plus its parent's fields, `is_deleted`

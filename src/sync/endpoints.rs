@@ -57,7 +57,7 @@ pub(super) async fn read_unfiltered(
             }
             let has_updated = head.updated.is_some();
             records.push(decorate(
-                raw.get(),
+                raw,
                 has_updated,
                 (updated && !has_updated).then_some(created),
                 false,

@@ -12,17 +12,18 @@
 //!   stream of its object; a cursor older than Stripe's 30-day event window falls back
 //!   to a full read, said in a LOG line.
 //!
-//! Windows are read concurrently and split further when they hold many pages; a STATE
-//! is only emitted for a point below which every window is complete. All requests go
-//! through one [`Client`], which caps requests in flight and their rate.
+//! List streams are read by the planner (`plan.rs`): ranges read concurrently, split
+//! where the pages are, one budget of ranges shared across streams; a STATE only claims
+//! what is complete (`checkpoint.rs`). All requests go through one [`Client`], which caps
+//! requests in flight and keeps to the account's and each endpoint's rate limit.
 
 pub mod checkpoint;
 mod children;
 mod endpoints;
+mod plan;
 pub mod state;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::stream::{self, StreamExt};
 use futures::{FutureExt, future::BoxFuture};
@@ -54,10 +55,6 @@ const EVENTS_WINDOW_SECS: i64 = 86_400;
 /// Stripe accepts at most this many names in `types[]`.
 const MAX_EVENT_TYPES: usize = 20;
 const PAGE_LIMIT: &str = "100";
-/// Above this many slices, a full read first looks for the oldest object.
-const MAX_BLIND_SLICES: i64 = 16;
-/// Ranges one round of the oldest-object search asks at once.
-const SEARCH_FANOUT: i64 = 8;
 
 /// How one selected stream will be read.
 #[derive(Debug, Clone, Copy)]
@@ -427,6 +424,7 @@ impl ReadPlan {
             now,
             events_until: now - self.config.event_settle_secs,
             split_budget: self.config.num_workers * 2,
+            budget: plan::Budget::new(),
         });
         let mut jobs: Vec<BoxFuture<'static, StreamResults>> = Vec::new();
         let mut events_streams = Vec::new();
@@ -724,8 +722,10 @@ struct Ctx {
     /// Where reads of `/v1/events` end: `now` less `event_settle_secs`, because an
     /// event can become listable after its `created` time (DESIGN.md, Stripe facts).
     events_until: i64,
-    /// Ranges that may be read at once before a range stops splitting.
+    /// Event windows that may be read at once.
     split_budget: usize,
+    /// The ranges of every list stream being read, shared by their planners.
+    budget: plan::Budget,
 }
 
 impl Ctx {
@@ -832,8 +832,8 @@ fn decorate(
     out
 }
 
-fn head(stream: &str, raw: &RawValue) -> Result<Head, Error> {
-    serde_json::from_str(raw.get())
+fn head(stream: &str, raw: &str) -> Result<Head, Error> {
+    serde_json::from_str(raw)
         .map(|head: Head| Head {
             created: head.created.or(head.date),
             ..head
@@ -874,127 +874,38 @@ async fn read_list(
         }
         Plan::Single | Plan::Events { .. } => return Ok(()),
     };
-    let checkpoint = Checkpoint::new(kind, from, to, done);
+    let mut checkpoint = Checkpoint::new(kind, from, to, done);
     let todo = checkpoint.todo();
-    let checkpoint = tokio::sync::Mutex::new(checkpoint);
     if todo.is_empty() {
         // Nothing to read: the state stays where it was, said again.
-        let state = checkpoint.lock().await.state();
-        return ctx.state(def.name, state).await;
+        return ctx.state(def.name, checkpoint.state()).await;
     }
     // A full refresh also reads what was created after the sync's clock: its newest range
-    // has no upper bound.
+    // has no upper bound (when it reaches the clock: a range above a resumed gap is
+    // complete). The newest gap first: its first page is the stream's newest.
     let open_top = kind == Kind::Full;
-    let top = todo.last().map_or(to, |&(_, lt)| lt);
-    let gaps = todo
+    let ranges = todo
         .into_iter()
-        .map(|(gte, lt)| read_gap(ctx, def, gte, lt, open_top && lt >= top, &checkpoint));
-    futures::future::try_join_all(gaps).await?;
+        .rev()
+        .map(|(gte, lt)| (gte, (!(open_top && lt >= to)).then_some(lt), lt));
+    let updated = def.cursor == Some(Cursor::Updated);
+    if def.created_filter {
+        let ranges = ranges
+            .map(|(gte, lt, top)| plan::Range::new(gte, lt, top))
+            .collect();
+        plan::read_ranges(ctx, def, updated, ranges, &mut checkpoint, ctx.slice_secs).await?;
+    } else {
+        // No `created` filter on this endpoint: one newest-first walk per gap
+        // (`endpoints.rs`), its STATE once the walk is done.
+        for (gte, lt, top) in ranges {
+            endpoints::read_unfiltered(ctx, def, updated, gte, lt).await?;
+            checkpoint.done(gte, top);
+            plan::send_state(ctx, def, &checkpoint).await?;
+        }
+    }
     if kind == Kind::Full {
         // Airbyte's resumable full refresh marker: the next full refresh starts over.
-        let state = checkpoint.lock().await.state();
-        ctx.state(def.name, state).await?;
-    }
-    Ok(())
-}
-
-/// Marks `[gte, lt)` read and sends the state that says so. The lock is held until the
-/// state is sent, so STATEs go out in the order the checkpoint advanced.
-async fn range_done(
-    ctx: &Ctx,
-    def: &'static StreamDef,
-    checkpoint: &tokio::sync::Mutex<Checkpoint>,
-    gte: i64,
-    lt: i64,
-) -> Result<(), Error> {
-    let mut checkpoint = checkpoint.lock().await;
-    checkpoint.done(gte, lt);
-    if checkpoint.is_complete() && checkpoint.kind() == Kind::Full {
-        // A full refresh says its final state once, when every range is read.
-        return Ok(());
-    }
-    let state = checkpoint.state();
-    ctx.state(def.name, state).await
-}
-
-/// Reads `[from, to)` of a list stream (`to` open when `open_top`), a STATE after every
-/// window that completes, in whatever order they complete.
-async fn read_gap(
-    ctx: &Arc<Ctx>,
-    def: &'static StreamDef,
-    from: i64,
-    to: i64,
-    open_top: bool,
-    checkpoint: &tokio::sync::Mutex<Checkpoint>,
-) -> Result<(), Error> {
-    let updated = def.cursor == Some(Cursor::Updated);
-    if !def.created_filter {
-        // No `created` filter on this endpoint: one newest-first walk covers the range.
-        endpoints::read_unfiltered(ctx, def, updated, from, (!open_top).then_some(to)).await?;
-        return range_done(ctx, def, checkpoint, from, to).await;
-    }
-    // The newest page of the whole range first. A small stream is done with it; for a
-    // large one it is the top of the range, and slices cover the rest below it.
-    let lt = (!open_top).then_some(to);
-    let permit = ctx.emit.page_permit().await?;
-    let page = list_page(ctx, def, from, lt, None, PAGE_LIMIT).await?;
-    let page = page.parse()?;
-    let (records, bounds) = records_of(ctx, def, updated, &page.data)?;
-    ctx.records(def.name, records).await?;
-    drop(permit);
-    let Some(PageBounds {
-        last_id,
-        last_created,
-        ..
-    }) = bounds.filter(|_| page.has_more)
-    else {
-        return range_done(ctx, def, checkpoint, from, to).await;
-    };
-    let slice = ctx.slice_secs.max(1);
-    let start = if (last_created - from) / slice > MAX_BLIND_SLICES {
-        // Many slices, most perhaps before the oldest object (a start_date years
-        // back): find the oldest day with data instead of asking each slice.
-        oldest_day(ctx, def, from, last_created).await?
-    } else {
-        from
-    };
-    // Slices below the first page, oldest first, then the rest of the first page's
-    // last second; each job returns the range of `created` it completes (the first
-    // also covers `[from, start)`, which holds nothing).
-    // (created[gte], created[lt], starting_after, the range it completes)
-    type Job = (i64, i64, Option<String>, (i64, i64));
-    let mut ranges: Vec<Job> = windows(start, last_created, slice)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (gte, lt))| (gte, lt, None, (if i == 0 { from } else { gte }, lt)))
-        .collect();
-    ranges.push((
-        last_created,
-        last_created + 1,
-        Some(last_id),
-        (
-            if ranges.is_empty() {
-                from
-            } else {
-                last_created
-            },
-            to,
-        ),
-    ));
-    let active = Arc::new(AtomicUsize::new(0));
-    let mut done = InOrder::spawn_all(
-        ranges.into_iter().map(|(gte, lt, after, covers)| {
-            let (ctx, active) = (ctx.clone(), active.clone());
-            async move {
-                read_range(&ctx, def, updated, gte, Some(lt), after, active).await?;
-                Ok(covers)
-            }
-            .boxed()
-        }),
-        ctx.split_budget,
-    );
-    while let Some((gte, lt)) = done.next_completed().await? {
-        range_done(ctx, def, checkpoint, gte, lt).await?;
+        ctx.state(def.name, checkpoint.state()).await?;
     }
     Ok(())
 }
@@ -1044,26 +955,6 @@ impl<T: Send + 'static> InOrder<T> {
         }
     }
 
-    /// The next job's output, in the order the jobs complete; `None` after the last. The
-    /// first error ends it.
-    async fn next_completed(&mut self) -> Result<Option<T>, Error> {
-        if let Some(index) = self.ready.keys().next().copied() {
-            return Ok(self.ready.remove(&index));
-        }
-        match self.tasks.join_next().await {
-            None => Ok(None),
-            Some(Ok((_, Ok(output)))) => {
-                self.start_more();
-                Ok(Some(output))
-            }
-            Some(Ok((_, Err(err)))) => Err(err),
-            Some(Err(err)) => Err(Error::StreamsFailed {
-                message: format!("a read task failed: {err}"),
-                failure_type: FailureType::SystemError,
-            }),
-        }
-    }
-
     /// The next job's output, in job order; `None` after the last. The first error
     /// ends it (dropping `InOrder` aborts the jobs still running).
     async fn next(&mut self) -> Result<Option<T>, Error> {
@@ -1090,40 +981,6 @@ impl<T: Send + 'static> InOrder<T> {
     }
 }
 
-/// The start of a day that is no later than the oldest object of `[from, to)`: a
-/// search with pages of one object that asks [`SEARCH_FANOUT`] ranges at once per round,
-/// so it takes a few round trips, not one per halving.
-async fn oldest_day(ctx: &Ctx, def: &'static StreamDef, from: i64, to: i64) -> Result<i64, Error> {
-    let (mut lo, mut hi) = (from, to);
-    while hi - lo > 86_400 {
-        let step = ((hi - lo) / SEARCH_FANOUT).max(86_400);
-        let cuts: Vec<i64> = (1..SEARCH_FANOUT)
-            .map(|i| lo + i * step)
-            .filter(|cut| *cut < hi)
-            .collect();
-        // Is there anything in [from, cut)? The first cut with data bounds the oldest.
-        let probes = cuts
-            .iter()
-            .map(|cut| list_page(ctx, def, from, Some(*cut), None, "1"));
-        let found = futures::future::try_join_all(probes).await?;
-        let mut first = None;
-        for (cut, page) in cuts.iter().zip(&found) {
-            if !page.parse()?.data.is_empty() {
-                first = Some(*cut);
-                break;
-            }
-        }
-        match first {
-            Some(cut) => {
-                hi = cut;
-                lo = cut - step;
-            }
-            None => lo = cuts.last().copied().unwrap_or(hi),
-        }
-    }
-    Ok(lo)
-}
-
 /// One page of `def`'s list endpoint in `[gte, lt)`.
 async fn list_page(
     ctx: &Ctx,
@@ -1146,128 +1003,6 @@ async fn list_page(
     query.extend(def.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let client = endpoints::client_for(ctx, def);
     Ok(client.list(def.path, &query).await?)
-}
-
-/// The id and `created` of the first and last object of a page.
-struct PageBounds {
-    first_created: i64,
-    last_id: String,
-    last_created: i64,
-}
-
-/// A page's objects as records, and its bounds (`None` for an empty page).
-fn records_of(
-    ctx: &Ctx,
-    def: &'static StreamDef,
-    updated: bool,
-    data: &[&RawValue],
-) -> Result<(Vec<String>, Option<PageBounds>), Error> {
-    let mut records = Vec::with_capacity(data.len());
-    let mut bounds: Option<PageBounds> = None;
-    for raw in data {
-        let head = head(def.name, raw)?;
-        let created = head.created.unwrap_or(0);
-        // From a list, an object's own `updated` (products) is its last change.
-        let has_updated = head.updated.is_some();
-        let updated = (updated && !has_updated).then_some(created);
-        records.push(decorate(
-            raw.get(),
-            has_updated,
-            updated,
-            false,
-            ctx.account.as_deref(),
-        ));
-        let first_created = bounds.as_ref().map_or(created, |b| b.first_created);
-        bounds = Some(PageBounds {
-            first_created,
-            last_id: head.id,
-            last_created: created,
-        });
-    }
-    Ok((records, bounds))
-}
-
-/// Reads `[gte, lt)` of a list endpoint, newest first, from `starting_after` on.
-/// After the first page it estimates how many pages remain from the `created` span of
-/// that page; if many do, the rest of the range is split and read concurrently.
-fn read_range<'a>(
-    ctx: &'a Ctx,
-    def: &'static StreamDef,
-    updated: bool,
-    gte: i64,
-    lt: Option<i64>,
-    mut starting_after: Option<String>,
-    active: Arc<AtomicUsize>,
-) -> BoxFuture<'a, Result<(), Error>> {
-    async move {
-        active.fetch_add(1, Ordering::Relaxed);
-        let _guard = ActiveGuard(active.clone());
-        loop {
-            let permit = ctx.emit.page_permit().await?;
-            let page = list_page(ctx, def, gte, lt, starting_after.as_deref(), PAGE_LIMIT).await?;
-            let page = page.parse()?;
-            let (records, bounds) = records_of(ctx, def, updated, &page.data)?;
-            ctx.records(def.name, records).await?;
-            drop(permit);
-            let (Some(bounds), true) = (bounds, page.has_more) else {
-                return Ok(());
-            };
-            let PageBounds {
-                first_created,
-                last_id,
-                last_created,
-            } = bounds;
-            let span = (first_created - last_created).max(1);
-            let remaining_pages = (last_created - gte) / span;
-            let room = ctx
-                .split_budget
-                .saturating_sub(active.load(Ordering::Relaxed));
-            let parts = (remaining_pages / 2).clamp(0, 8).min(room as i64);
-            if parts >= 2 && last_created - gte >= parts {
-                // The boundary second goes on from the last object; the rest of the
-                // range is cut into `parts` ranges read at once.
-                let mut tasks = vec![read_range(
-                    ctx,
-                    def,
-                    updated,
-                    last_created,
-                    Some(last_created + 1),
-                    Some(last_id),
-                    active.clone(),
-                )];
-                let step = (last_created - gte) / parts;
-                for i in 0..parts {
-                    let start = gte + i * step;
-                    let end = if i == parts - 1 {
-                        last_created
-                    } else {
-                        start + step
-                    };
-                    tasks.push(read_range(
-                        ctx,
-                        def,
-                        updated,
-                        start,
-                        Some(end),
-                        None,
-                        active.clone(),
-                    ));
-                }
-                futures::future::try_join_all(tasks).await?;
-                return Ok(());
-            }
-            starting_after = Some(last_id);
-        }
-    }
-    .boxed()
-}
-
-struct ActiveGuard(Arc<AtomicUsize>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// A stream whose changes come from the events pass.
@@ -1376,13 +1111,13 @@ async fn read_events_range(
         let mut routed: Vec<Vec<String>> = vec![Vec::new(); streams.len()];
         let mut last_id = None;
         for raw in data {
-            let event: EventHead = serde_json::from_str(raw.get()).map_err(|err| {
+            let event: EventHead = serde_json::from_str(raw).map_err(|err| {
                 Error::Stripe(stripe::Error::InvalidResponse {
                     path: "/v1/events".to_owned(),
                     message: format!("an event has no type, created or data.object: {err}"),
                 })
             })?;
-            let object = head("events", &event.data.object)?;
+            let object = head("events", event.data.object.get())?;
             last_id = Some(event.id);
             let target = streams.iter().position(|s| {
                 s.def.event_types.contains(&event.kind.as_str())

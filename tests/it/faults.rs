@@ -41,7 +41,8 @@ async fn faults_lose_nothing() {
 /// budget left over by one endpoint goes to the others.
 #[tokio::test(flavor = "multi_thread")]
 async fn client_rate_limits_are_never_exceeded() {
-    let emulator = start_emulator(150).await;
+    // Enough pages to measure a rate: the planner makes few requests beyond the pages.
+    let emulator = start_emulator(3000).await;
     let emu = emulator.emulator();
     emu.set_faults(Faults {
         rate_limit_per_sec: Some(24.0),

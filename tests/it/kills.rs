@@ -193,7 +193,9 @@ async fn killed_sync(
 }
 
 async fn kill_anywhere(mode: Mode, seed: u64) {
-    let running = start_emulator(100).await;
+    // Enough objects that a first sync is a few dozen requests long: the planner reads
+    // 100 objects in a handful of pages.
+    let running = start_emulator(2000).await;
     let emu = running.emulator();
     // A little latency so that a run is a few dozen requests long, not a burst.
     emu.set_faults(Faults {

@@ -1,0 +1,542 @@
+//! The read planner: reads a list stream's `created` range as a few ranges in parallel,
+//! each paged newest first, so that the rate limit is busy from the first second to the
+//! last with few wasted requests. A request that returns a partial or an empty page is
+//! waste: every range ends in one, so the planner makes ranges only where it knows there
+//! are pages, and only as many as keep the stream's share of the rate limit busy.
+//!
+//! - One range per gap of the stream's checkpoint to start with (one for a fresh read).
+//!   Its first page is the newest of the range and says how dense the objects are there
+//!   (the `created` span of a full page).
+//! - How many ranges a stream reads at once: enough to keep pace with the time the rate
+//!   limits allow for the rest of the sync, from every stream's estimated pages left (one
+//!   [`Budget`] per account, across streams; [`ranges_wanted`]): the biggest streams as
+//!   many as their endpoint's limit pays for (its rate × the measured latency, Little's
+//!   law), a small stream one.
+//! - Where: idle capacity steals the older half (by estimated pages) of the unread part of
+//!   the range with the most pages left, while that range's reader goes on from where it
+//!   is. Only a range
+//!   that has read a full page (so has pages) is split, and only when it is estimated to
+//!   hold at least [`MIN_SPLIT_PAGES`] more: a split costs about one partial page. A
+//!   stolen range's first request is at once its probe and its first full page: finding
+//!   where the objects are (a `start_date` years before the first) costs no requests of
+//!   its own, and an empty older half costs one.
+//! - The lower bound of a range moves up under the lock the reader takes to accept a
+//!   page, so no object is read twice or missed: a page's objects below the new bound
+//!   belong to the stolen range and are dropped.
+//! - Checkpoints: everything above a reader's last sent object is complete, and a finished
+//!   range is complete down to its lower bound. The planner tells the stream's
+//!   [`Checkpoint`] (`checkpoint.rs` keeps the bookkeeping) and sends the STATE it returns
+//!   when a range finishes, and when a reader has gone `slice_range` further down since its
+//!   last STATE; records always reach the output before the STATE that covers them.
+//!
+//! It owns no output format and no HTTP: pages come from [`super::list_page`], records go
+//! to the [`super::Emitter`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::checkpoint::{Checkpoint, Kind};
+use super::{Ctx, PAGE_LIMIT, decorate, head, list_page};
+use crate::error::{Error, FailureType};
+use crate::streams::StreamDef;
+
+/// A range is split only when the rest of it is estimated to hold at least this many
+/// pages: a split costs about one partial page, and saves round trips only on a long
+/// range.
+const MIN_SPLIT_PAGES: i64 = 4;
+/// Ranges in flight per unit of (rate × latency): a little more than Little's law asks,
+/// for the spread of latencies and the time a page takes to parse and hand on.
+const HEADROOM: f64 = 1.3;
+/// How long a planner that has measured its stream waits for the others' first pages
+/// before it splits anyway: the shares are only right once every stream is measured.
+const MEASURE_WAIT: Duration = Duration::from_secs(2);
+/// The latency assumed before the first answer.
+const DEFAULT_LATENCY: Duration = Duration::from_millis(300);
+/// A range is estimated to hold at most this many pages per full page it has read.
+const EVIDENCE_FACTOR: i64 = 64;
+/// Objects on a full page (`limit=100`).
+const FULL_PAGE: usize = 100;
+
+/// The ranges being read across every list stream of one account.
+pub(crate) struct Budget {
+    /// By stream: ranges being read, estimated pages left, and whether that estimate is
+    /// measured (a full page was read) rather than a guess.
+    active: Mutex<HashMap<&'static str, (usize, i64, bool)>>,
+    /// Bumped whenever a range makes progress or ends: planners plan again.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Budget {
+    pub(crate) fn new() -> Budget {
+        Budget {
+            active: Mutex::new(HashMap::new()),
+            changed: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Records a stream's ranges and estimated pages left; returns the ranges of every
+    /// stream, and the pages left of all streams and of the biggest.
+    fn report(&self, stream: &'static str, ranges: usize, pages_left: i64, known: bool) -> Load {
+        let mut map = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(stream, (ranges, pages_left, known || ranges == 0));
+        Load {
+            ranges: map.values().map(|(r, ..)| r).sum(),
+            pages_left: map.values().map(|(_, p, _)| p).sum(),
+            biggest: map.values().map(|(_, p, _)| *p).max().unwrap_or(0),
+            unknown: map.values().filter(|(.., known)| !known).count(),
+        }
+    }
+}
+
+/// What every stream of an account has left, as [`Budget::report`] sees it.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    ranges: usize,
+    pages_left: i64,
+    biggest: i64,
+    /// Streams whose size is not measured yet (their first page is on its way).
+    unknown: usize,
+}
+
+/// How many ranges a stream with `left` pages left reads at once, given the account's
+/// `load`, the account's and the endpoint's rates (requests/s) and the latency (s).
+///
+/// The rate limits allow the rest of the sync to take at best `t` = max(pages left ÷
+/// account rate, biggest stream's pages ÷ endpoint rate). A stream keeps pace with that
+/// at `left ÷ t` requests/s (at most its endpoint's rate), which takes that rate ×
+/// latency ranges in flight (Little's law). A stream held back by its endpoint's limit
+/// gets [`HEADROOM`] on top, so it is never short of requests; the others get none, so
+/// together they leave the bound streams the account's rate they need.
+fn ranges_wanted(
+    left: i64,
+    load: Load,
+    account_rate: f64,
+    endpoint_rate: f64,
+    latency: f64,
+) -> usize {
+    let t = (load.pages_left as f64 / account_rate).max(load.biggest as f64 / endpoint_rate);
+    if t <= 0.0 {
+        return 1;
+    }
+    let rate = (left as f64 / t).min(endpoint_rate);
+    let headroom = if rate >= 0.9 * endpoint_rate {
+        HEADROOM
+    } else {
+        1.0
+    };
+    ((rate * latency * headroom).ceil() as usize).max(1)
+}
+
+/// What a range's reader and the planner share.
+#[derive(Debug)]
+struct Bounds {
+    /// The range reads `created >= gte`; raised when its older part goes to a new range.
+    gte: i64,
+    /// `created` of the last object accepted: `[gte, frontier]` is left to read.
+    frontier: i64,
+    /// `created` of the last object whose record is sent: every object of the range
+    /// created after it is in the output.
+    emitted: i64,
+    /// Seconds of `created` one full page of this range spans (0 until one was read).
+    span: i64,
+    /// Full pages this range has read.
+    full_pages: i64,
+    /// The reader accepted its last page: nothing left to split.
+    closed: bool,
+}
+
+/// A part of a stream's `created` range, read newest first.
+pub(crate) struct Range {
+    /// `created < lt`; `None` for the top of a full refresh (objects created during the
+    /// sync are read too).
+    lt: Option<i64>,
+    /// The upper end of what the range completes in the checkpoint.
+    top: i64,
+    bounds: Arc<Mutex<Bounds>>,
+}
+
+impl Range {
+    /// `[gte, lt)`, completing `[gte, top)` in the checkpoint.
+    pub(crate) fn new(gte: i64, lt: Option<i64>, top: i64) -> Range {
+        Range {
+            lt,
+            top,
+            bounds: Arc::new(Mutex::new(Bounds {
+                gte,
+                frontier: top - 1,
+                emitted: top - 1,
+                span: 0,
+                full_pages: 0,
+                closed: false,
+            })),
+        }
+    }
+}
+
+fn lock(bounds: &Mutex<Bounds>) -> std::sync::MutexGuard<'_, Bounds> {
+    bounds.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Pages left in a range: by its own span, else the stream's (`fallback`), else one;
+/// at most [`EVIDENCE_FACTOR`] times the full pages it has read and one more, so that a
+/// density measured on a few pages (the dense recent end of a stream, a burst) does not
+/// claim years of such pages and take every other stream's share.
+fn pages_left(bounds: &Bounds, fallback: i64) -> i64 {
+    if bounds.closed {
+        return 0;
+    }
+    let span = if bounds.span > 0 {
+        bounds.span
+    } else {
+        fallback
+    };
+    if span <= 0 {
+        return 1;
+    }
+    let cap = EVIDENCE_FACTOR * (bounds.full_pages + 1);
+    ((bounds.frontier - bounds.gte + 1) / span).clamp(1, cap)
+}
+
+/// Takes the older half (by estimated pages) of the rest of the range with the most
+/// pages left, when that is worth a request; the range's reader goes on above the cut.
+fn steal<'a>(active: impl Iterator<Item = &'a Arc<Mutex<Bounds>>>) -> Option<Range> {
+    let bounds = active
+        .filter(|b| {
+            let b = lock(b);
+            b.span > 0 && pages_left(&b, 0) >= MIN_SPLIT_PAGES
+        })
+        .max_by_key(|b| pages_left(&lock(b), 0))?;
+    let mut b = lock(bounds);
+    // The reader keeps about half the pages it is estimated to have left, by the density
+    // it measures where it reads; never less than half the time left. Where the
+    // estimate is held back by the evidence (a dense recent end, years of nothing
+    // before it), the cut stays in the dense part, so the stolen range starts on full
+    // pages rather than on an empty stretch.
+    let by_density = b.frontier - (pages_left(&b, 0) / 2) * b.span;
+    let cut = by_density.max(b.gte + (b.frontier - b.gte + 1) / 2);
+    if b.closed || cut <= b.gte || cut > b.frontier {
+        return None;
+    }
+    let stolen = Range::new(b.gte, Some(cut), cut);
+    b.gte = cut;
+    Some(stolen)
+}
+
+/// A range being read.
+struct Active {
+    id: tokio::task::Id,
+    top: i64,
+    bounds: Arc<Mutex<Bounds>>,
+    /// The checkpoint has `[marked, top)` of this range as complete.
+    marked: i64,
+}
+
+/// Reads `ranges` of `def` (the first to start first) with as many in parallel as pay,
+/// telling `checkpoint` what completes and sending its STATEs (`slice_secs`: the most
+/// `created` a reader goes down between two of its STATEs). A full refresh's final
+/// STATE is left to the caller.
+///
+/// # Errors
+/// The first failed request (after the client's retries) or a closed output.
+pub(crate) async fn read_ranges(
+    ctx: &Arc<Ctx>,
+    def: &'static StreamDef,
+    updated: bool,
+    ranges: Vec<Range>,
+    checkpoint: &mut Checkpoint,
+    slice_secs: i64,
+) -> Result<(), Error> {
+    let mut pending: VecDeque<Range> = ranges.into();
+    let mut active: Vec<Active> = Vec::new();
+    let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
+    let mut changed = ctx.budget.changed.subscribe();
+    let endpoint_rate = ctx.client.endpoint_rate(def.path);
+    // Seconds of `created` a full page spans, as last measured on this stream.
+    let mut stream_span = 0;
+    let started_at = tokio::time::Instant::now();
+    let result = loop {
+        // What completed since the last round: a STATE says so.
+        let mut progressed = false;
+        for range in &mut active {
+            let b = lock(&range.bounds);
+            if b.span > 0 {
+                stream_span = b.span;
+            }
+            let complete_from = b.emitted.saturating_add(1);
+            if range.marked.saturating_sub(complete_from) >= slice_secs.max(1) {
+                checkpoint.done(complete_from, range.top);
+                range.marked = complete_from;
+                progressed = true;
+            }
+        }
+        if progressed {
+            send_state(ctx, def, checkpoint).await?;
+        }
+        let left: i64 = active
+            .iter()
+            .map(|a| pages_left(&lock(&a.bounds), 0))
+            .chain(pending.iter().map(|r| pages_left(&lock(&r.bounds), 0)))
+            .sum();
+        let load = ctx
+            .budget
+            .report(def.name, active.len(), left, stream_span > 0);
+        let latency = ctx
+            .client
+            .latency()
+            .unwrap_or(DEFAULT_LATENCY)
+            .as_secs_f64();
+        let total = ((ctx.client.rate_limit() * latency * HEADROOM).ceil() as usize + 1)
+            .min(ctx.client.max_in_flight());
+        let allowed = if load.unknown > 0 && started_at.elapsed() < MEASURE_WAIT {
+            // Not every stream is measured: splitting now would give this one a share
+            // that is only right for the streams measured so far.
+            active.len().max(1)
+        } else {
+            ranges_wanted(left, load, ctx.client.rate_limit(), endpoint_rate, latency)
+        };
+        tracing::debug!(
+            stream = def.name,
+            left,
+            active = active.len(),
+            allowed,
+            total_left = load.pages_left,
+            biggest = load.biggest,
+            unknown = load.unknown,
+            "plan"
+        );
+        let mut started = 0;
+        while active.len() < allowed && (load.ranges + started < total || active.is_empty()) {
+            let Some(range) = pending
+                .pop_front()
+                .or_else(|| steal(active.iter().map(|a| &a.bounds)))
+            else {
+                break;
+            };
+            let bounds = range.bounds.clone();
+            let (lt, top) = (range.lt, range.top);
+            let handle = tasks.spawn(read_range(ctx.clone(), def, updated, lt, bounds.clone()));
+            active.push(Active {
+                id: handle.id(),
+                top,
+                bounds,
+                marked: top,
+            });
+            started += 1;
+        }
+        if started > 0 {
+            ctx.budget
+                .report(def.name, active.len(), left, stream_span > 0);
+            ctx.budget.notify();
+        }
+        if tasks.is_empty() {
+            break Ok(());
+        }
+        tokio::select! {
+            joined = tasks.join_next_with_id() => match joined {
+                Some(Ok((id, Ok(())))) => {
+                    if let Some(index) = active.iter().position(|a| a.id == id) {
+                        let range = active.swap_remove(index);
+                        let gte = lock(&range.bounds).gte;
+                        checkpoint.done(gte, range.top);
+                        ctx.budget
+                            .report(def.name, active.len(), left, stream_span > 0);
+                        ctx.budget.notify();
+                        send_state(ctx, def, checkpoint).await?;
+                    }
+                }
+                Some(Ok((_, Err(err)))) => break Err(err),
+                Some(Err(err)) => {
+                    break Err(Error::StreamsFailed {
+                        message: format!("a read task of {} failed: {err}", def.name),
+                        failure_type: FailureType::SystemError,
+                    });
+                }
+                None => break Ok(()),
+            },
+            _ = changed.changed() => {}
+        }
+    };
+    ctx.budget.report(def.name, 0, 0, true);
+    ctx.budget.notify();
+    result
+}
+
+/// Sends the checkpoint's state, except a full refresh's last one (the caller says it
+/// once, when every gap is read).
+pub(super) async fn send_state(
+    ctx: &Ctx,
+    def: &'static StreamDef,
+    checkpoint: &Checkpoint,
+) -> Result<(), Error> {
+    if checkpoint.kind() == Kind::Full && checkpoint.is_complete() {
+        return Ok(());
+    }
+    ctx.state(def.name, checkpoint.state()).await
+}
+
+/// Reads one range to its end, or to its lower bound, which may rise meanwhile.
+async fn read_range(
+    ctx: Arc<Ctx>,
+    def: &'static StreamDef,
+    updated: bool,
+    lt: Option<i64>,
+    bounds: Arc<Mutex<Bounds>>,
+) -> Result<(), Error> {
+    let mut after: Option<String> = None;
+    // `created` of the range's first object and the full pages read: the span of a page
+    // is measured over all of them, so a burst of objects in one second (a payout's
+    // balance transactions) does not make the range look millions of pages long.
+    let mut first_created: Option<i64> = None;
+    let mut full_pages: i64 = 0;
+    loop {
+        let permit = ctx.emit.page_permit().await?;
+        let gte = lock(&bounds).gte;
+        let page = list_page(&ctx, def, gte, lt, after.as_deref(), PAGE_LIMIT).await?;
+        let page = page.parse()?;
+        let mut heads = Vec::with_capacity(page.data.len());
+        for raw in &page.data {
+            heads.push(head(def.name, raw)?);
+        }
+        // Accept the page against the current lower bound, under the lock a split takes:
+        // what lies below it is another range's now.
+        let (keep, more) = {
+            let mut b = lock(&bounds);
+            let keep = heads
+                .iter()
+                .position(|h| h.created.unwrap_or(0) < b.gte)
+                .unwrap_or(heads.len());
+            let more = keep == heads.len() && page.has_more && keep > 0;
+            if more {
+                let last = heads[keep - 1].created.unwrap_or(0);
+                let first = *first_created.get_or_insert(heads[0].created.unwrap_or(0));
+                if heads.len() >= FULL_PAGE {
+                    full_pages += 1;
+                    b.span = ((first - last) / full_pages).max(1);
+                    b.full_pages = full_pages;
+                }
+                b.frontier = last;
+            } else {
+                b.closed = true;
+            }
+            (keep, more)
+        };
+        let records: Vec<String> = heads[..keep]
+            .iter()
+            .zip(&page.data)
+            .map(|(h, raw)| {
+                // From a list, an object's own `updated` (products) is its last change.
+                let has_updated = h.updated.is_some();
+                let updated = (updated && !has_updated).then_some(h.created.unwrap_or(0));
+                decorate(raw, has_updated, updated, false, ctx.account.as_deref())
+            })
+            .collect();
+        ctx.records(def.name, records).await?;
+        drop(permit);
+        if !more {
+            ctx.budget.notify();
+            return Ok(());
+        }
+        let last = &heads[keep - 1];
+        lock(&bounds).emitted = last.created.unwrap_or(0);
+        after = Some(last.id.clone());
+        ctx.budget.notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(gte: i64, lt: i64, frontier: i64, span: i64) -> Range {
+        let range = Range::new(gte, Some(lt), lt);
+        {
+            let mut b = lock(&range.bounds);
+            b.frontier = frontier;
+            b.span = span;
+            b.full_pages = 1;
+        }
+        range
+    }
+
+    #[test]
+    fn a_steal_takes_the_older_half_of_the_biggest_range() {
+        let small = range(0, 100, 99, 50);
+        let big = range(1_000, 20_000, 10_999, 100);
+        let fresh = Range::new(0, Some(1_000_000), 1_000_000);
+        let active = [&small.bounds, &big.bounds, &fresh.bounds];
+        let stolen = steal(active.into_iter()).expect("the big range has 100 pages left");
+        assert_eq!(stolen.lt, Some(6_000));
+        assert_eq!(stolen.top, 6_000);
+        assert_eq!(lock(&stolen.bounds).gte, 1_000);
+        assert_eq!(lock(&stolen.bounds).frontier, 5_999);
+        assert_eq!(
+            lock(&stolen.bounds).span,
+            0,
+            "a stolen range measures its own"
+        );
+        assert_eq!(
+            lock(&big.bounds).gte,
+            6_000,
+            "the reader keeps the newer half"
+        );
+        // Ranges without a full page yet, small ones and closed ones are left alone.
+        lock(&big.bounds).closed = true;
+        assert!(steal(active.into_iter()).is_none());
+    }
+
+    #[test]
+    fn bound_streams_get_headroom_and_the_others_their_pace() {
+        // Live: 100/s for the account, 25/s per endpoint, 0.25 s per page. The biggest
+        // stream (250 pages) sets the pace: 10 s.
+        let load = Load {
+            ranges: 0,
+            pages_left: 800,
+            biggest: 250,
+            unknown: 0,
+        };
+        assert_eq!(ranges_wanted(250, load, 100.0, 25.0, 0.25), 9);
+        assert_eq!(ranges_wanted(100, load, 100.0, 25.0, 0.25), 3);
+        assert_eq!(ranges_wanted(5, load, 100.0, 25.0, 0.25), 1);
+        // Test mode: the account's 25/s sets the pace (32 s); no stream is bound by
+        // its endpoint.
+        assert_eq!(ranges_wanted(250, load, 25.0, 25.0, 0.25), 2);
+        assert_eq!(
+            ranges_wanted(
+                1,
+                Load {
+                    ranges: 0,
+                    pages_left: 0,
+                    biggest: 0,
+                    unknown: 0
+                },
+                25.0,
+                25.0,
+                0.25
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn pages_left_falls_back_to_the_streams_span_then_to_one() {
+        let fresh = Range::new(0, Some(10_000), 10_000);
+        assert_eq!(pages_left(&lock(&fresh.bounds), 0), 1);
+        assert_eq!(pages_left(&lock(&fresh.bounds), 1_000), 10);
+        let known = range(0, 10_000, 4_999, 500);
+        assert_eq!(pages_left(&lock(&known.bounds), 1_000), 10);
+        lock(&known.bounds).closed = true;
+        assert_eq!(pages_left(&lock(&known.bounds), 1_000), 0);
+        // A burst (a page within one second) claims no more than the evidence allows.
+        let burst = range(0, 100_000_000, 99_999_999, 1);
+        assert_eq!(pages_left(&lock(&burst.bounds), 0), 2 * EVIDENCE_FACTOR);
+        lock(&burst.bounds).full_pages = 3;
+        assert_eq!(pages_left(&lock(&burst.bounds), 0), 4 * EVIDENCE_FACTOR);
+    }
+}
