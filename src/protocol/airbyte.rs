@@ -63,6 +63,19 @@ pub struct AirbyteTraceMessage {
     pub error: Option<AirbyteErrorTraceMessage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_status: Option<AirbyteStreamStatusTraceMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<AirbyteEstimateTraceMessage>,
+}
+
+/// A guess at how many rows a stream will emit in this sync (the Airbyte UI shows
+/// progress from it).
+#[derive(Debug, Serialize)]
+pub struct AirbyteEstimateTraceMessage {
+    pub name: String,
+    /// `STREAM`: a per-stream estimate.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub row_estimate: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,6 +158,7 @@ impl AirbyteMessage {
                     }),
                 }),
                 stream_status: None,
+                estimate: None,
             },
         }
     }
@@ -160,6 +174,24 @@ impl AirbyteMessage {
                         name: stream.to_owned(),
                     },
                     status,
+                }),
+                estimate: None,
+            },
+        }
+    }
+
+    /// A `TRACE` `ESTIMATE` of the rows `stream` will emit in this sync.
+    pub fn estimate(stream: &str, row_estimate: u64) -> Self {
+        AirbyteMessage::Trace {
+            trace: AirbyteTraceMessage {
+                kind: "ESTIMATE",
+                emitted_at: now_ms() as f64,
+                error: None,
+                stream_status: None,
+                estimate: Some(AirbyteEstimateTraceMessage {
+                    name: stream.to_owned(),
+                    kind: "STREAM",
+                    row_estimate,
                 }),
             },
         }

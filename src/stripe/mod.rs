@@ -11,6 +11,7 @@ mod error;
 mod fuzz;
 pub mod limits;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -67,6 +68,31 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub rate_limited: AtomicU64,
     pub retries: AtomicU64,
+    /// The same per endpoint ([`limits::endpoint_of`]), for the progress display.
+    endpoints: std::sync::Mutex<HashMap<String, EndpointStats>>,
+}
+
+/// Requests, 429s and retries of one endpoint.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub requests: u64,
+    pub rate_limited: u64,
+    pub retries: u64,
+}
+
+impl Stats {
+    /// The counters of `path`'s endpoint so far.
+    pub fn endpoint(&self, path: &str) -> EndpointStats {
+        let map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&limits::endpoint_of(path))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn count(&self, path: &str, what: impl FnOnce(&mut EndpointStats)) {
+        let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        what(map.entry(limits::endpoint_of(path)).or_default());
+    }
 }
 
 /// One page of a list endpoint: the body as Stripe sent it, with where its objects lie
@@ -572,6 +598,7 @@ impl Client {
                 });
             };
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.stats.count(path, |s| s.retries += 1);
             tracing::debug!(path, attempts, ?delay, why, "retrying");
             tokio::time::sleep(delay).await;
         }
@@ -594,6 +621,7 @@ impl Client {
         };
         self.pacer.ready(&endpoint).await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.stats.count(path, |s| s.requests += 1);
         let mut request = self
             .http
             .get(url)
@@ -683,6 +711,7 @@ impl Client {
         );
         if status.as_u16() == 429 && matches!(outcome, Attempt::Retry { .. }) {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            self.stats.count(path, |s| s.rate_limited += 1);
             // Everyone slows down, not just this request: Stripe counts the account.
             let wait = retry_after.unwrap_or(Duration::from_millis(500));
             let until = crate::protocol::now_ms() + wait.as_millis() as i64;

@@ -21,6 +21,7 @@ pub mod checkpoint;
 mod children;
 mod endpoints;
 mod plan;
+mod progress;
 pub mod state;
 
 use std::sync::Arc;
@@ -241,12 +242,27 @@ impl ReadPlan {
             self.config.num_workers,
         );
         for stream in &self.streams {
+            emit.progress.start(stream.def.name, stream.def.path);
             emit.message(AirbyteMessage::stream_status(
                 stream.def.name,
                 StreamStatus::Started,
             ))
             .await?;
         }
+        let (stop_reporter, stopped) = tokio::sync::oneshot::channel();
+        let reporter = {
+            let (emit, client) = (emit.clone(), client.clone());
+            tokio::spawn(progress::report(
+                emit.progress.clone(),
+                client,
+                progress::Display::for_stderr(),
+                stopped,
+                move |message| {
+                    let emit = emit.clone();
+                    async move { emit.message(message).await }
+                },
+            ))
+        };
         let accounts: Vec<Option<String>> = match &self.config.accounts {
             Accounts::One(_) => vec![None],
             Accounts::List(ids) => ids.iter().cloned().map(Some).collect(),
@@ -290,6 +306,12 @@ impl ReadPlan {
                 .await;
         by_account.sort_by(|a, b| a.0.cmp(&b.0));
         emit.flush_states().await?;
+        // The reporter's summary goes out before the final stream statuses.
+        stop_reporter.send(()).ok();
+        match reporter.await {
+            Ok(result) => result?,
+            Err(err) => tracing::warn!("the progress reporter failed: {err}"),
+        }
 
         let mut failures: Vec<(&'static str, Option<String>, Error)> = Vec::new();
         for (account, result) in by_account {
@@ -445,7 +467,12 @@ impl ReadPlan {
                     // Another single object (the balance, for company info).
                     let (ctx, def) = (ctx.clone(), stream.def);
                     jobs.push(
-                        async move { vec![(def.name, read_single(&ctx, def).await)] }.boxed(),
+                        async move {
+                            let result = read_single(&ctx, def).await;
+                            ctx.finish(def.name);
+                            vec![(def.name, result)]
+                        }
+                        .boxed(),
                     );
                 }
                 Plan::Single => {
@@ -461,6 +488,7 @@ impl ReadPlan {
                         }
                         Err(err) => Err(clone_stripe_error(err)),
                     };
+                    ctx.finish(name);
                     jobs.push(futures::future::ready(vec![(name, result)]).boxed());
                 }
                 plan => {
@@ -493,6 +521,7 @@ impl ReadPlan {
                         async move {
                             let result = read_list(&ctx, def, plan, done).await;
                             let result = endpoints::unless_not_enabled(&ctx, def, result).await;
+                            ctx.finish(def.name);
                             vec![(def.name, result)]
                         }
                         .boxed(),
@@ -505,6 +534,9 @@ impl ReadPlan {
             jobs.push(
                 async move {
                     let result = read_events(&ctx, &events_streams).await;
+                    for stream in &events_streams {
+                        ctx.finish(stream.def.name);
+                    }
                     events_streams
                         .iter()
                         .map(|s| (s.def.name, result.as_ref().map(|_| ()).map_err(copy_error)))
@@ -588,6 +620,8 @@ struct Emitter {
     /// held from its request until its records are in the channel, so memory stays
     /// bounded by this and the channel, whatever the data size and the splitting.
     pages: Arc<tokio::sync::Semaphore>,
+    /// What a person or Airbyte is shown of the read (`progress.rs`).
+    progress: Arc<progress::Progress>,
 }
 
 /// The per-account states of every stream, and when each stream's STATE last went out.
@@ -622,6 +656,7 @@ impl Emitter {
                 }))
             }),
             pages: Arc::new(tokio::sync::Semaphore::new(pages_in_memory.max(1))),
+            progress: progress::Progress::new(),
         }
     }
 
@@ -646,6 +681,7 @@ impl Emitter {
         if records.is_empty() {
             return Ok(());
         }
+        self.progress.records(stream, records.len());
         self.send(Output::Records { stream, records }).await
     }
 
@@ -744,6 +780,27 @@ impl Ctx {
         self.emit
             .state(stream, self.account.as_deref(), state)
             .await
+    }
+
+    /// The progress of a stream's read and of its children (`progress.rs`): `range_secs`
+    /// of `created` to read, `left_secs` of them and `pages` (estimated) left.
+    fn progress(&self, stream: &'static str, range_secs: i64, left_secs: i64, pages: i64) {
+        for name in self.family_of(stream) {
+            self.emit.progress.plan(name, range_secs, left_secs, pages);
+        }
+    }
+
+    /// A stream's read and its children's are done.
+    fn finish(&self, stream: &'static str) {
+        for name in self.family_of(stream) {
+            self.emit.progress.finish(name);
+        }
+    }
+
+    /// The stream and its children.
+    fn family_of(&self, stream: &'static str) -> impl Iterator<Item = &'static str> + '_ {
+        let children = self.families.get(stream).map(|f| f.children.as_slice());
+        std::iter::once(stream).chain(children.unwrap_or_default().iter().map(|c| c.name))
     }
 
     /// Sends a page of a stream's records; a parent's feed its children first

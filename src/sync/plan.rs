@@ -204,6 +204,15 @@ fn pages_left(bounds: &Bounds, fallback: i64) -> i64 {
     ((bounds.frontier - bounds.gte + 1) / span).clamp(1, cap)
 }
 
+/// Seconds of `created` a range has left to read.
+fn secs_left(bounds: &Bounds) -> i64 {
+    if bounds.closed {
+        0
+    } else {
+        (bounds.frontier - bounds.gte + 1).max(0)
+    }
+}
+
 /// Takes the older half (by estimated pages) of the rest of the range with the most
 /// pages left, when that is worth a request; the range's reader goes on above the cut.
 fn steal<'a>(active: impl Iterator<Item = &'a Arc<Mutex<Bounds>>>) -> Option<Range> {
@@ -261,6 +270,7 @@ pub(crate) async fn read_ranges(
     // Seconds of `created` a full page spans, as last measured on this stream.
     let mut stream_span = 0;
     let started_at = tokio::time::Instant::now();
+    let range_secs: i64 = pending.iter().map(|r| secs_left(&lock(&r.bounds))).sum();
     let result = loop {
         // What completed since the last round: a STATE says so.
         let mut progressed = false;
@@ -287,6 +297,12 @@ pub(crate) async fn read_ranges(
         let load = ctx
             .budget
             .report(def.name, active.len(), left, stream_span > 0);
+        let unread: i64 = active
+            .iter()
+            .map(|a| secs_left(&lock(&a.bounds)))
+            .chain(pending.iter().map(|r| secs_left(&lock(&r.bounds))))
+            .sum();
+        ctx.progress(def.name, range_secs, unread, left);
         let latency = ctx
             .client
             .latency()

@@ -37,6 +37,8 @@ mod meltano;
 mod moto;
 /// Parquet output: values equal the protocol's, latest versions, kills, DuckDB and pyarrow.
 mod parquet;
+/// What a person watching a read sees: terminal lines, ESTIMATE traces, summaries.
+mod progress;
 /// PyAirbyte reads into DuckDB, then incrementally.
 mod pyairbyte;
 /// Full refresh: every stream yields exactly the emulator's ids.
