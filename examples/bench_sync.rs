@@ -38,7 +38,7 @@
 #[path = "common/peak_rss.rs"]
 mod peak_rss;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -238,6 +238,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if line.starts_with(b"{\"type\":\"RECORD\"") {
             records += 1;
         }
+        // The connector's summary per stream (records, requests, 429s, time), on stderr.
+        if line.starts_with(b"{\"type\":\"LOG\"") {
+            let log: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+            if let Some(message) = log["log"]["message"]
+                .as_str()
+                .filter(|m| m.contains(" done: "))
+            {
+                eprintln!("{message}");
+            }
+        }
         // Parquet output's summary: `total   N`.
         if parquet && line.starts_with(b"total ") {
             let text = String::from_utf8_lossy(&line);
@@ -346,5 +356,31 @@ fn connector_binary() -> Result<PathBuf, Box<dyn std::error::Error>> {
         )
         .into());
     }
+    // A binary older than the sources measures old code: say so.
+    let built = std::fs::metadata(&bin)?.modified()?;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if newest_change(&src).is_some_and(|changed| changed > built) {
+        eprintln!(
+            "warning: {} is older than the sources in {}: run `cargo build --release` to measure them",
+            bin.display(),
+            src.display()
+        );
+    }
     Ok(bin)
+}
+
+/// The latest modification time of the files under `dir`.
+fn newest_change(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            if meta.is_dir() {
+                newest_change(&entry.path())
+            } else {
+                meta.modified().ok()
+            }
+        })
+        .max()
 }
