@@ -249,20 +249,6 @@ impl ReadPlan {
             ))
             .await?;
         }
-        let (stop_reporter, stopped) = tokio::sync::oneshot::channel();
-        let reporter = {
-            let (emit, client) = (emit.clone(), client.clone());
-            tokio::spawn(progress::report(
-                emit.progress.clone(),
-                client,
-                progress::Display::for_stderr(),
-                stopped,
-                move |message| {
-                    let emit = emit.clone();
-                    async move { emit.message(message).await }
-                },
-            ))
-        };
         let accounts: Vec<Option<String>> = match &self.config.accounts {
             Accounts::One(_) => vec![None],
             Accounts::List(ids) => ids.iter().cloned().map(Some).collect(),
@@ -286,6 +272,22 @@ impl ReadPlan {
                 .collect(),
             None => accounts,
         };
+        // From here on nothing returns before the reporter is stopped: it holds the output
+        // open (and a dropped read aborts it).
+        let (stop_reporter, stopped) = tokio::sync::oneshot::channel();
+        let mut reporter = {
+            let (emit, client) = (emit.clone(), client.clone());
+            progress::AbortOnDrop(tokio::spawn(progress::report(
+                emit.progress.clone(),
+                client,
+                progress::Display::for_stderr(),
+                stopped,
+                move |message| {
+                    let emit = emit.clone();
+                    async move { emit.message(message).await }
+                },
+            )))
+        };
         let this = &self;
         let emit_ref = &emit;
         let client_ref = &client;
@@ -305,13 +307,14 @@ impl ReadPlan {
                 .collect()
                 .await;
         by_account.sort_by(|a, b| a.0.cmp(&b.0));
-        emit.flush_states().await?;
+        let flushed = emit.flush_states().await;
         // The reporter's summary goes out before the final stream statuses.
         stop_reporter.send(()).ok();
-        match reporter.await {
+        match (&mut reporter.0).await {
             Ok(result) => result?,
             Err(err) => tracing::warn!("the progress reporter failed: {err}"),
         }
+        flushed?;
 
         let mut failures: Vec<(&'static str, Option<String>, Error)> = Vec::new();
         for (account, result) in by_account {
@@ -458,11 +461,17 @@ impl ReadPlan {
             let plan = self.plan(stream, state, now);
             tracing::info!(stream = name, account, ?plan, "planned");
             match plan {
-                Plan::Events { cursor, from } => events_streams.push(EventsStream {
-                    def: stream.def,
-                    cursor,
-                    from,
-                }),
+                Plan::Events { cursor, from } => {
+                    // Its requests are the events pass's.
+                    for name in ctx.family_of(name) {
+                        emit.progress.start(name, "/v1/events");
+                    }
+                    events_streams.push(EventsStream {
+                        def: stream.def,
+                        cursor,
+                        from,
+                    })
+                }
                 Plan::Single if stream.def.path != "/v1/account" => {
                     // Another single object (the balance, for company info).
                     let (ctx, def) = (ctx.clone(), stream.def);

@@ -231,6 +231,16 @@ impl Display {
     }
 }
 
+/// A task aborted when its handle is dropped: the reporter of a read that is dropped
+/// half way must not live on, holding the output open.
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Shows `progress` until `stop` fires: terminal lines (if any) every 250 ms, Airbyte
 /// figures every [`LOG_EVERY`] through `send`; then the summary.
 ///
@@ -276,10 +286,29 @@ where
     if let Some(display) = display {
         display.finish(&figures);
     }
-    for f in &figures {
-        send(AirbyteMessage::log("INFO", f.summary())).await?;
+    for line in summary(&figures) {
+        send(AirbyteMessage::log("INFO", line)).await?;
     }
     Ok(())
+}
+
+/// The end-of-run lines: one per stream that read records or met trouble (429s,
+/// retries), and one naming the streams that had nothing to read, so a continuous sync's
+/// idle periods or a catalog of many empty streams do not fill the log.
+fn summary(figures: &[Figures]) -> Vec<String> {
+    let (busy, idle): (Vec<&Figures>, Vec<&Figures>) = figures
+        .iter()
+        .partition(|f| f.records > 0 || f.rate_limited > 0 || f.retries > 0);
+    let mut lines: Vec<String> = busy.iter().map(|f| f.summary()).collect();
+    if !idle.is_empty() {
+        let names: Vec<&str> = idle.iter().map(|f| f.stream).collect();
+        lines.push(format!(
+            "no records for {} stream(s): {}",
+            names.len(),
+            names.join(", ")
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -317,5 +346,17 @@ mod tests {
         let f = &progress.figures(&client)[0];
         assert!(f.finished && f.done == 1.0 && f.row_estimate == 250);
         assert!(f.summary().contains("250 records"));
+        let idle = Figures {
+            stream: "disputes",
+            records: 0,
+            ..f.clone()
+        };
+        assert_eq!(
+            summary(&[f.clone(), idle]),
+            [
+                f.summary(),
+                "no records for 1 stream(s): disputes".to_owned()
+            ]
+        );
     }
 }

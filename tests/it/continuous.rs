@@ -26,14 +26,24 @@ fn streams_but_account() -> String {
         .join(",")
 }
 
-fn spawn(args: &[&str]) -> tokio::process::Child {
-    tokio::process::Command::new(BIN)
+/// Starts the connector; its stderr is read as it comes (a full pipe would block it) and
+/// handed over by the returned task when it exits.
+fn spawn(args: &[&str]) -> (tokio::process::Child, tokio::task::JoinHandle<String>) {
+    let mut child = tokio::process::Command::new(BIN)
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).await.ok();
+        text
+    });
+    (child, stderr)
 }
 
 /// `read` into `dir` every `every`, without automatic compaction (the tests count files).
@@ -75,16 +85,14 @@ async fn wait_until(child: &mut tokio::process::Child, what: &str, mut done: imp
     }
 }
 
-async fn terminate(mut child: tokio::process::Child) -> (i32, String) {
+async fn terminate(
+    mut child: tokio::process::Child,
+    stderr: tokio::task::JoinHandle<String>,
+) -> (i32, String) {
     kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
     let output = tokio::time::timeout(Duration::from_secs(120), async {
         let status = child.wait().await.unwrap();
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            use tokio::io::AsyncReadExt;
-            pipe.read_to_string(&mut stderr).await.unwrap();
-        }
-        (status.code().unwrap_or(-1), stderr)
+        (status.code().unwrap_or(-1), stderr.await.unwrap())
     })
     .await
     .expect("exits within 120 s of SIGTERM");
@@ -171,7 +179,7 @@ async fn continuous_mode_keeps_the_views_current_and_idle_periods_are_cheap() {
     let dir = files.dir.path().join("stripe");
     let streams = streams_but_account();
     let args = every(&config, &dir, &streams, "300ms");
-    let mut child = spawn(&args);
+    let (mut child, stderr) = spawn(&args);
     wait_until(&mut child, "a first period", || successes(&dir) >= 1).await;
     assert_views_match(&dir, emu, "after the first period");
 
@@ -262,7 +270,7 @@ async fn continuous_mode_keeps_the_views_current_and_idle_periods_are_cheap() {
     assert!(status["records_since_start"]["customers"].as_u64().unwrap() > 0);
     assert!(status["last_error"].is_null(), "{status}");
 
-    let (code, stderr) = terminate(child).await;
+    let (code, stderr) = terminate(child, stderr).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(!dir.join("lock.json").exists(), "the lock is released");
     assert_consistent(&dir);
@@ -318,7 +326,7 @@ async fn sigterm_at_any_point_leaves_files_and_state_consistent() {
             "--every",
             "1s",
         ];
-        let mut child = spawn(&args);
+        let (mut child, stderr) = spawn(&args);
         // The lock is taken after the signal handlers are in place.
         wait_until(&mut child, "the lock", || dir.join("lock.json").exists()).await;
         match point {
@@ -336,7 +344,7 @@ async fn sigterm_at_any_point_leaves_files_and_state_consistent() {
             kill(pid, Signal::SIGTERM).unwrap();
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let (code, stderr) = terminate(child).await;
+        let (code, stderr) = terminate(child, stderr).await;
         // Two signals 1 ms apart: a loaded machine may finish the period in flight (and
         // exit 0) before the second arrives; either way nothing saved is lost.
         let expected: &[i32] = if point == "twice" { &[130, 0] } else { &[0] };
@@ -380,7 +388,7 @@ async fn a_failing_period_backs_off_and_retries_without_moving_the_state() {
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
     let dir = files.dir.path().join("stripe");
     let streams = streams_but_account();
-    let mut child = spawn(&every(&config, &dir, &streams, "200ms"));
+    let (mut child, stderr) = spawn(&every(&config, &dir, &streams, "200ms"));
     wait_until(&mut child, "a first period", || successes(&dir) >= 1).await;
 
     emu.set_faults(Faults {
@@ -435,7 +443,7 @@ async fn a_failing_period_backs_off_and_retries_without_moving_the_state() {
         !report.changes.is_empty(),
         "the storm hid real changes from the sync"
     );
-    let (code, stderr) = terminate(child).await;
+    let (code, stderr) = terminate(child, stderr).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("retrying later"), "{stderr}");
     assert_consistent(&dir);
@@ -456,7 +464,7 @@ async fn fifty_periods_then_compaction_keep_the_views() {
     let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
     let dir = files.dir.path().join("stripe");
     let streams = "customers,charges,refunds,products,prices,balance_transactions";
-    let mut child = spawn(&every(&config, &dir, streams, "100ms"));
+    let (mut child, stderr) = spawn(&every(&config, &dir, streams, "100ms"));
     let mut seen = 0;
     while seen < 50 {
         wait_until(&mut child, "a period", || successes(&dir) > seen).await;
@@ -474,7 +482,7 @@ async fn fifty_periods_then_compaction_keep_the_views() {
         successes(&dir) >= last + 2
     })
     .await;
-    let (code, stderr) = terminate(child).await;
+    let (code, stderr) = terminate(child, stderr).await;
     assert_eq!(code, 0, "{stderr}");
     let before = views(&dir);
     let selected: Vec<&str> = streams.split(',').collect();
