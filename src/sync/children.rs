@@ -1,5 +1,7 @@
-//! Child streams (invoice → `invoice_line_items`, subscription → `subscription_items`):
-//! records that hang off the objects of a parent stream, described by the row's
+//! Child streams (invoice → `invoice_line_items`, subscription → `subscription_items`,
+//! application fee → `application_fees_refunds`, checkout session →
+//! `checkout_sessions_line_items`, …): records that hang off the objects of a parent
+//! stream, described by the row's
 //! [`Child`](crate::streams::Child). This file owns:
 //! - the families: a selected child is read through its parent, which is listed once per
 //!   sync for itself (when selected) and every selected child of it, and listed for the
@@ -177,6 +179,7 @@ pub(super) fn spread(results: StreamResults, families: &Families) -> StreamResul
 
 /// What a child record takes from its parent.
 struct ParentHead<'a> {
+    object: &'a Map<String, Value>,
     id: &'a str,
     created: Option<i64>,
     updated: Option<i64>,
@@ -206,6 +209,7 @@ pub(super) async fn emit(ctx: &Ctx, family: &Family, parents: &[String]) -> Resu
             ));
         };
         let head = ParentHead {
+            object: &parent,
             id,
             created: parent
                 .get("created")
@@ -236,7 +240,10 @@ async fn children_of(
     let Some(child) = &def.child else {
         return Ok(());
     };
-    let embedded = parent.get(child.embedded).filter(|v| v.is_object());
+    let embedded = child
+        .embedded
+        .and_then(|field| parent.get(field))
+        .filter(|v| v.is_object());
     let mut after: Option<String> = None;
     let more = match embedded {
         Some(list) => {
@@ -253,7 +260,8 @@ async fn children_of(
             }
             list.get("has_more") == Some(&Value::Bool(true))
         }
-        // Not embedded (a parent object without the field): the endpoint has them all.
+        // Not embedded (a row without `embedded`, or a parent object without the field):
+        // the endpoint has them all.
         None => true,
     };
     // A deleted parent's children cannot be listed any more: its object (the event's)
@@ -273,7 +281,21 @@ async fn children_of(
         if let Some(after) = &after {
             query.push(("starting_after", after.clone()));
         }
-        let page = ctx.client.list(&path, &query).await?;
+        let page = match ctx.client.list(&path, &query).await {
+            Ok(page) => page,
+            // The parent was deleted since its event or its list page (a customer
+            // updated, then deleted): its children cannot be listed any more, and its
+            // deletion comes as an event of its own.
+            Err(crate::stripe::Error::Rejected { status: 404, .. }) => {
+                tracing::info!(
+                    stream = def.name,
+                    parent = head.id,
+                    "the parent is gone: no children to read"
+                );
+                return Ok(());
+            }
+            Err(err) => return Err(err.into()),
+        };
         let page = page.parse()?;
         for raw in &page.data {
             let item: Value = serde_json::from_str(raw.get())
@@ -306,6 +328,9 @@ fn record(ctx: &Ctx, def: &'static StreamDef, item: Value, parent: &ParentHead<'
                     .updated
                     .or(parent.created)
                     .map_or(Value::Null, Value::from),
+                ParentField::Field(name) => {
+                    parent.object.get(*name).cloned().unwrap_or(Value::Null)
+                }
             };
             object.insert((*field).to_owned(), value);
         }
