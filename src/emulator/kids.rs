@@ -1,12 +1,14 @@
 //! Child resources the emulator keeps apart from their parent, one row of [`KIDS`] each:
 //! application fee refunds and transfer reversals (which their parent also embeds, first
 //! [`EMBED_LIMIT`]), checkout session line items, setup attempts, customer balance
-//! transactions (which it does not), and a payout's balance transactions (the scope's
+//! transactions and bank accounts (which it does not), and a payout's balance transactions (the scope's
 //! balance transactions it paid out). This file owns their building, their list routes
 //! (`children.rs` dispatches to them) and their advances: a new child comes with its
 //! parent's change and event (a refund with `application_fee.refunded`, a reversal with
 //! `transfer.reversed`, an attempt with `setup_intent.succeeded`, a balance entry with
-//! `customer.updated`), so parent, events and child list always agree.
+//! `customer.updated`), so parent, events and child list always agree; a child with
+//! events of its own (a customer's bank accounts, `customer.source.*`) is created,
+//! updated and deleted with those instead.
 //!
 //! It must not let a child and its parent disagree: the parent's embedded list is
 //! re-rendered from the children each time one is added.
@@ -62,6 +64,10 @@ pub(crate) struct Kid {
     /// Makes a parent agree with its new child (`None` for [`Store::PaidOut`], whose
     /// advance only changes the parent) at `at`; returns the parent's previous values.
     pub(crate) attach: fn(&mut Value, Option<&mut Value>, i64) -> Option<Value>,
+    /// The child's own events (created, updated, deleted), when Stripe sends them: an
+    /// advance then creates, updates (metadata) and deletes children with them, and
+    /// the parent does not change.
+    pub(crate) own_events: Option<[&'static str; 3]>,
 }
 
 fn always(_: &Value) -> bool {
@@ -99,6 +105,7 @@ pub(crate) const KIDS: &[Kid] = &[
             fee["amount_refunded"] = json!(amount_of(fee));
             Some(previous)
         },
+        own_events: None,
     },
     Kid {
         stream: "transfer_reversals",
@@ -124,6 +131,7 @@ pub(crate) const KIDS: &[Kid] = &[
             transfer["amount_reversed"] = json!(amount_of(transfer));
             Some(previous)
         },
+        own_events: None,
     },
     Kid {
         stream: "checkout_sessions_line_items",
@@ -140,6 +148,7 @@ pub(crate) const KIDS: &[Kid] = &[
         event: None,
         eligible: always,
         attach: |_, _, _| None,
+        own_events: None,
     },
     Kid {
         stream: "setup_attempts",
@@ -170,6 +179,7 @@ pub(crate) const KIDS: &[Kid] = &[
             intent["status"] = json!("succeeded");
             Some(previous)
         },
+        own_events: None,
     },
     Kid {
         stream: "payout_balance_transactions",
@@ -191,6 +201,7 @@ pub(crate) const KIDS: &[Kid] = &[
             payout["metadata"]["emulator_change"] = json!(at.to_string());
             Some(previous)
         },
+        own_events: None,
     },
     Kid {
         stream: "customer_balance_transactions",
@@ -216,6 +227,28 @@ pub(crate) const KIDS: &[Kid] = &[
             }
             Some(previous)
         },
+        own_events: None,
+    },
+    Kid {
+        stream: "bank_accounts",
+        object: "bank_account",
+        prefix: "ba",
+        parent: Src::Stream(Stream::Customers),
+        store: Store::Own,
+        route: "/v1/customers/{customer}/bank_accounts",
+        parent_param: None,
+        embedded: None,
+        points_at: Some("/customer"),
+        built_one_in: 4,
+        with_parent: false,
+        event: None,
+        eligible: always,
+        attach: |_, _, _| None,
+        own_events: Some([
+            "customer.source.created",
+            "customer.source.updated",
+            "customer.source.deleted",
+        ]),
     },
 ];
 
@@ -405,6 +438,12 @@ pub(crate) fn advance(
             }
             continue;
         }
+        if let Some(events) = k.own_events {
+            changes.extend(advance_own(
+                g, data, rng, k, events, parents, count, &mut at,
+            ));
+            continue;
+        }
         let Some(event) = k.event else {
             continue;
         };
@@ -422,6 +461,87 @@ pub(crate) fn advance(
                 at: t,
             });
         }
+    }
+    changes
+}
+
+/// Creates, updates and deletes `count` children of a row with events of its own, each
+/// with its event (the child's object; a deleted one as it was).
+#[allow(clippy::too_many_arguments)]
+fn advance_own(
+    g: &Gen<'_>,
+    data: &mut ScopeData,
+    rng: &mut Rng,
+    k: &Kid,
+    [created, updated, deleted]: [&'static str; 3],
+    parents: Vec<Value>,
+    count: usize,
+    at: &mut impl FnMut() -> i64,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut change =
+        |data: &mut ScopeData, rng: &mut Rng, v: &Value, kind, event: &str, t, previous| {
+            let e = g.event(rng, event, t, v, previous, false);
+            data.put(Stream::Events, &e);
+            changes.push(Change {
+                stream: k.stream.to_owned(),
+                id: v["id"].as_str().unwrap_or_default().to_owned(),
+                kind,
+                event_type: event.to_owned(),
+                at: t,
+            });
+        };
+    if parents.is_empty() {
+        return changes;
+    }
+    // The oldest children, before this advance adds any: updated, then deleted.
+    let existing: Vec<(String, Value)> = parents
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .flat_map(|id| {
+            let list = data.kids.get(k.stream).and_then(|m| m.get(id));
+            list.into_iter()
+                .flatten()
+                .rev()
+                .map(move |c| (id.to_owned(), c.clone()))
+        })
+        .collect();
+    for _ in 0..count {
+        let t = at();
+        let parent = parents[rng.index(parents.len())].clone();
+        let kid = make_kid(g, rng, k, &parent, t);
+        add_kid(data, k, parent, Some(kid.clone()), t);
+        change(data, rng, &kid, ChangeKind::Created, created, t, None);
+    }
+    let mut targets = existing.into_iter();
+    for (parent, mut kid) in targets.by_ref().take(count) {
+        let t = at();
+        let previous = json!({"metadata": kid["metadata"]});
+        kid["metadata"]["emulator_change"] = json!(t.to_string());
+        if let Some(c) = data
+            .kids
+            .get_mut(k.stream)
+            .and_then(|m| m.get_mut(&parent))
+            .and_then(|l| l.iter_mut().find(|c| c["id"] == kid["id"]))
+        {
+            *c = kid.clone();
+        }
+        change(
+            data,
+            rng,
+            &kid,
+            ChangeKind::Updated,
+            updated,
+            t,
+            Some(previous),
+        );
+    }
+    for (parent, kid) in targets.take(count) {
+        let t = at();
+        if let Some(list) = data.kids.get_mut(k.stream).and_then(|m| m.get_mut(&parent)) {
+            list.retain(|c| c["id"] != kid["id"]);
+        }
+        change(data, rng, &kid, ChangeKind::Deleted, deleted, t, None);
     }
     changes
 }

@@ -34,7 +34,8 @@ pub struct StreamDef {
     pub object: &'static str,
     /// `None`: full refresh only.
     pub cursor: Option<Cursor>,
-    /// Event types whose `data.object` is a new version of one of this stream's objects.
+    /// Event types whose `data.object` is a new version of one of this stream's objects
+    /// (on a child stream: its own events, routed by the shared events pass to it).
     pub event_types: &'static [&'static str],
     /// Query parameters sent on every list request.
     pub query: &'static [(&'static str, &'static str)],
@@ -856,6 +857,33 @@ pub const STREAMS: &[StreamDef] = &[
             deletable: false,
         }),
     },
+    // A customer's bank accounts (sources): not embedded without `expand[]=data.sources`;
+    // their changes come as their own `customer.source.*` events (object `bank_account`;
+    // the same events with object `card` are not this stream's).
+    StreamDef {
+        name: "bank_accounts",
+        path: "/v1/customers/{id}/bank_accounts",
+        object: "bank_account",
+        cursor: Some(Cursor::Updated),
+        event_types: &[
+            "customer.source.created",
+            "customer.source.updated",
+            "customer.source.deleted",
+        ],
+        query: &[],
+        single: false,
+        schema: schema!("bank_accounts"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "customers",
+            embedded: None,
+            query: &[],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: "updated",
+            deletable: true,
+        }),
+    },
 ];
 
 /// The stream of that name (raw or commerce).
@@ -891,10 +919,14 @@ mod tests {
                 );
             }
             if let Some(child) = &stream.child {
-                // A child learns its changes from its parent's events.
+                // A child learns its changes from its parent's events, and from its own
+                // where Stripe has them (then it is deletable: `*.deleted` events).
                 let parent = find(child.parent).expect("the parent is a row");
                 assert!(parent.child.is_none(), "{}: one level", stream.name);
-                assert!(stream.event_types.is_empty(), "{}", stream.name);
+                if !stream.event_types.is_empty() {
+                    assert!(child.deletable, "{}", stream.name);
+                    assert_eq!(child.cursor_field, "updated", "{}", stream.name);
+                }
                 assert_eq!(stream.cursor, parent.cursor, "{}", stream.name);
                 assert_eq!(
                     props["is_deleted"].is_object(),
@@ -968,7 +1000,6 @@ mod tests {
                 "external_account_cards",
                 "payment_methods",
                 "persons",
-                "bank_accounts",
                 "usage_records",
             ]
         );

@@ -15,7 +15,9 @@
 //!   child where the parent read stopped, without re-reading every parent.
 //!
 //! Incrementally the parent's events (in the one shared events pass) carry the changed
-//! parents, so only those parents' children are read again. It must not plan ranges or
+//! parents, so only those parents' children are read again; a child with events of its
+//! own (bank accounts: `customer.source.*`) also gets those from the same pass
+//! ([`own_event_stream`]), deletes flagged. It must not plan ranges or
 //! pace requests: the parent's read (`mod.rs`) and the client do.
 
 use std::collections::HashMap;
@@ -175,6 +177,35 @@ pub(super) fn spread(results: StreamResults, families: &Families) -> StreamResul
         }
     }
     out
+}
+
+/// The event types of the children of `parent` that have events of their own (a
+/// customer's bank accounts: `customer.source.*`), for the shared events pass.
+pub(super) fn own_event_types<'a>(
+    families: &'a Families,
+    parent: &str,
+) -> impl Iterator<Item = &'static str> + 'a {
+    families
+        .get(parent)
+        .into_iter()
+        .flat_map(|f| f.children.iter())
+        .flat_map(|c| c.event_types.iter().copied())
+}
+
+/// The child stream of `parent` an event of this type about an object of this type
+/// belongs to (its own events: the event's object is the child, as it is now).
+pub(super) fn own_event_stream(
+    families: &Families,
+    parent: &str,
+    event_type: &str,
+    object: Option<&str>,
+) -> Option<&'static StreamDef> {
+    families
+        .get(parent)?
+        .children
+        .iter()
+        .copied()
+        .find(|c| c.event_types.contains(&event_type) && object == Some(c.object))
 }
 
 /// What a child record takes from its parent.

@@ -499,3 +499,92 @@ async fn a_parent_deleted_after_its_update_has_no_children_and_fails_nothing() {
     assert_eq!(second.unique_ids("customer_balance_transactions"), expected);
     assert_eq!(second.statuses("customers").last().unwrap(), "COMPLETE");
 }
+
+/// A child with events of its own: a customer's bank accounts created, updated and
+/// deleted (`customer.source.*`, the parent unchanged) arrive on the next sync from the
+/// one shared events pass (their types in the same `/v1/events` requests as the
+/// customers'), as they are now, the deleted one flagged with its event's time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_childs_own_events_come_through_the_shared_events_pass() {
+    let emulator = start_emulator(60).await;
+    let emu = emulator.emulator();
+    let scope = platform_test();
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let catalog = files.catalog(&[
+        ("customers", "incremental"),
+        ("bank_accounts", "incremental"),
+    ]);
+    let first = read(&config, &catalog, None).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        first.unique_ids("bank_accounts"),
+        emulator_ids(emu, &scope, "bank_accounts")
+    );
+    let before = emu.request_log().len();
+    let report = emu.advance(&Advance {
+        seconds: 3_600,
+        resources: 2,
+        ..Advance::default()
+    });
+    let own: Vec<_> = report
+        .changes
+        .iter()
+        .filter(|c| c.stream == "bank_accounts")
+        .collect();
+    let kinds: BTreeSet<_> = own.iter().map(|c| c.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "customer.source.created",
+            "customer.source.deleted",
+            "customer.source.updated"
+        ])
+    );
+    let state = files.write("state1.json", &first.state_file());
+    let second = read(&config, &catalog, Some(&state)).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    // A bank account created and then updated arrives once per event.
+    let got: BTreeSet<String> = second.record_ids("bank_accounts").into_iter().collect();
+    for change in &own {
+        let records = second.records("bank_accounts");
+        let newest = records
+            .iter()
+            .filter(|r| r["id"] == change.id.as_str())
+            .max_by_key(|r| r["updated"].as_i64())
+            .unwrap_or_else(|| panic!("{} arrives", change.id));
+        assert_eq!(newest["object"], "bank_account");
+        if change.event_type == "customer.source.deleted" {
+            assert_eq!(newest["is_deleted"], true, "{}", change.id);
+            assert_eq!(newest["updated"], change.at);
+        } else {
+            assert!(newest.get("is_deleted").is_none_or(|d| d == false));
+        }
+    }
+    let customer_changes: BTreeSet<String> = report
+        .changes
+        .iter()
+        .filter(|c| c.stream == "customers" && !c.event_type.is_empty())
+        .flat_map(|c| {
+            emu.child_ids(&scope, "bank_accounts", &c.id)
+                .unwrap_or_default()
+        })
+        .collect();
+    let expected: BTreeSet<String> = own
+        .iter()
+        .map(|c| c.id.clone())
+        .chain(customer_changes)
+        .collect();
+    assert_eq!(got, expected, "exactly the changes");
+    // One events pass: every events request asks for both streams' types.
+    let log = emu.request_log();
+    let events: Vec<_> = log[before..]
+        .iter()
+        .filter(|r| r.path == "/v1/events")
+        .collect();
+    assert!(!events.is_empty());
+    for r in events {
+        assert!(r.query.contains("customer.updated"), "{}", r.query);
+        assert!(r.query.contains("customer.source.deleted"), "{}", r.query);
+    }
+}
