@@ -30,7 +30,7 @@ OBJECTS = [
     "subscription_schedule", "topup", "transfer",
     # issue 10, child streams
     "fee_refund", "transfer_reversal", "item", "setup_attempt", "customer_balance_transaction",
-    "bank_account",
+    "bank_account", "person",
 ]
 PATHS = [
     "/v1/account", "/v1/accounts", "/v1/customers", "/v1/charges", "/v1/payment_intents",
@@ -46,6 +46,7 @@ PATHS = [
     "/v1/application_fees/{id}/refunds", "/v1/transfers/{id}/reversals",
     "/v1/checkout/sessions/{session}/line_items", "/v1/setup_attempts",
     "/v1/customers/{customer}/balance_transactions", "/v1/customers/{customer}/bank_accounts",
+    "/v1/accounts/{account}/persons",
 ]
 # Objects and paths newer than the 2022 spec, written by hand from Stripe's API reference
 # (see the file's description): merged in as they are.

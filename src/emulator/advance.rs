@@ -100,7 +100,7 @@ pub(crate) fn run(inner: &Inner, adv: &Advance) -> AdvanceReport {
         changes.extend(more);
         let more = super::children::advance(&g, &mut data, &mut rng, adv.resources, &mut at);
         changes.extend(more);
-        let more = super::kids::advance(&g, &mut data, &mut rng, adv.resources, &mut at);
+        let more = super::kids::advance(&g, &mut data, &mut rng, adv.resources, &linked, &mut at);
         changes.extend(more);
     }
     data.rng = rng;

@@ -1,7 +1,7 @@
 //! Child resources the emulator keeps apart from their parent, one row of [`KIDS`] each:
 //! application fee refunds and transfer reversals (which their parent also embeds, first
 //! [`EMBED_LIMIT`]), checkout session line items, setup attempts, customer balance
-//! transactions and bank accounts (which it does not), and a payout's balance transactions (the scope's
+//! transactions, bank accounts and a connected account's persons (which it does not), and a payout's balance transactions (the scope's
 //! balance transactions it paid out). This file owns their building, their list routes
 //! (`children.rs` dispatches to them) and their advances: a new child comes with its
 //! parent's change and event (a refund with `application_fee.refunded`, a reversal with
@@ -250,7 +250,30 @@ pub(crate) const KIDS: &[Kid] = &[
             "customer.source.deleted",
         ]),
     },
+    Kid {
+        stream: "persons",
+        object: "person",
+        prefix: "person",
+        parent: Src::Account,
+        store: Store::Own,
+        route: "/v1/accounts/{account}/persons",
+        parent_param: None,
+        embedded: None,
+        points_at: Some("/account"),
+        built_one_in: 1,
+        with_parent: false,
+        event: None,
+        eligible: always,
+        attach: |_, _, _| None,
+        own_events: Some(["person.created", "person.updated", "person.deleted"]),
+    },
 ];
+
+/// Whether a row's parents are the platform's connected accounts (`Emulator::ids`
+/// lists them from the registry).
+pub(crate) fn parent_is_account(stream: &str) -> bool {
+    kid(stream).is_some_and(|k| matches!(k.parent, Src::Account))
+}
 
 pub(crate) fn kid(stream: &str) -> Option<&'static Kid> {
     KIDS.iter().find(|k| k.stream == stream)
@@ -290,6 +313,10 @@ fn parent_object(src: Src) -> &'static str {
 
 /// Every child of one parent, newest first (`None`: no such parent).
 fn kids_of(data: &ScopeData, k: &Kid, parent_id: &str) -> Option<Vec<Value>> {
+    if let Src::Account = k.parent {
+        // The platform keeps its connected accounts' children, one entry per account.
+        return data.kids.get(k.stream)?.get(parent_id).cloned();
+    }
     parent_col(data, k.parent)?.get(parent_id)?;
     Some(match k.store {
         Store::Own => data
@@ -377,13 +404,17 @@ fn route_param(route: &str) -> &str {
 /// Gives the built history its children: every parent of a `with_parent` row, one in
 /// `built_one_in` of the others (without events: the history before the event window
 /// is not replayed).
-pub(crate) fn build(g: &Gen<'_>, data: &mut ScopeData, p: &BuildParams) {
+pub(crate) fn build(g: &Gen<'_>, data: &mut ScopeData, p: &BuildParams, accounts: &[String]) {
     let mut rng = Rng::derive(p.seed, &[p.index, u64::from(p.livemode), 11]);
     let start = p.start - 1;
     for k in KIDS.iter().filter(|k| k.store == Store::Own) {
-        let parents: Vec<Value> = parent_col(data, k.parent)
-            .map(|c| c.iter_asc().map(|o| o.value()).collect())
-            .unwrap_or_default();
+        let parents = parents(data, k, accounts);
+        if let Src::Account = k.parent {
+            let entries = data.kids.entry(k.stream).or_default();
+            for a in accounts {
+                entries.entry(a.clone()).or_default();
+            }
+        }
         for (n, parent) in parents.into_iter().enumerate() {
             if !(k.with_parent || (k.built_one_in > 0 && (n as u64).is_multiple_of(k.built_one_in)))
             {
@@ -391,6 +422,17 @@ pub(crate) fn build(g: &Gen<'_>, data: &mut ScopeData, p: &BuildParams) {
             }
             fill(g, data, &mut rng, k, parent, start);
         }
+    }
+}
+
+/// A row's parents, oldest first: connected accounts (`Src::Account`) are the
+/// platform's, `accounts`; they have no objects in the scope, only ids.
+fn parents(data: &ScopeData, k: &Kid, accounts: &[String]) -> Vec<Value> {
+    match k.parent {
+        Src::Account => accounts.iter().map(|id| json!({ "id": id })).collect(),
+        src => parent_col(data, src)
+            .map(|c| c.iter_asc().map(|o| o.value()).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -419,13 +461,12 @@ pub(crate) fn advance(
     data: &mut ScopeData,
     rng: &mut Rng,
     count: usize,
+    accounts: &[String],
     mut at: impl FnMut() -> i64,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     for k in KIDS {
-        let parents: Vec<Value> = parent_col(data, k.parent)
-            .map(|c| c.iter_asc().map(|o| o.value()).collect())
-            .unwrap_or_default();
+        let parents = parents(data, k, accounts);
         if k.with_parent {
             let known = data.kids.get(k.stream);
             let new: Vec<Value> = parents

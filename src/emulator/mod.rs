@@ -29,6 +29,8 @@
 //! | each table-driven resource (`resources.rs`) | max(n/25, 3); none of the Issuing ones on connected accounts |
 //! | application fee refunds, transfer reversals, setup attempts, customer balance transactions (`kids.rs`) | one on every third parent |
 //! | checkout session line items (`kids.rs`) | one or two per session |
+//! | bank accounts (`kids.rs`) | one on every fourth customer |
+//! | persons (`kids.rs`) | one per connected account, in the platform's data |
 //!
 //! Live mode uses the same size as test mode; each connected account uses
 //! `max(size / 4, 10)`.
@@ -407,7 +409,7 @@ impl Inner {
                     livemode: data.livemode,
                     currency: data.currency,
                 };
-                kids::build(&g, &mut data, &params);
+                kids::build(&g, &mut data, &params, &linked);
             }
             if self.config.golden && scope.account.is_none() && !scope.livemode {
                 let g = data::Gen {
@@ -535,6 +537,15 @@ impl Emulator {
         let Some(lock_) = cell.get() else {
             return Vec::new();
         };
+        if kids::parent_is_account(stream) {
+            // Children of the connected accounts linked in the scope's mode.
+            let accounts = self.ids(scope, "accounts");
+            let data = read(lock_);
+            return accounts
+                .iter()
+                .flat_map(|a| kids::ids_of(&data, stream, a).unwrap_or_default())
+                .collect();
+        }
         let data = read(lock_);
         if let Some(ids) = resources::ids(&data, stream) {
             return ids;

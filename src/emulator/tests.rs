@@ -331,7 +331,7 @@ async fn child_lists_validate_and_point_at_their_parent() {
                 let parent_stream = match k.parent {
                     resources::Src::Stream(s) => s.name(),
                     resources::Src::Resource(name) => name,
-                    resources::Src::Account => unreachable!(),
+                    resources::Src::Account => "accounts",
                 };
                 for parent in emu.ids(&scope, parent_stream) {
                     let path = match k.parent_param {

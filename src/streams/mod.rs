@@ -884,6 +884,28 @@ pub const STREAMS: &[StreamDef] = &[
             deletable: true,
         }),
     },
+    // A connected account's persons: not embedded; their changes come as their own
+    // `person.*` events.
+    StreamDef {
+        name: "persons",
+        path: "/v1/accounts/{id}/persons",
+        object: "person",
+        cursor: Some(Cursor::Updated),
+        event_types: &["person.created", "person.updated", "person.deleted"],
+        query: &[],
+        single: false,
+        schema: schema!("persons"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "accounts",
+            embedded: None,
+            query: &[],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: "updated",
+            deletable: true,
+        }),
+    },
 ];
 
 /// The stream of that name (raw or commerce).
@@ -999,7 +1021,6 @@ mod tests {
                 "external_account_bank_accounts",
                 "external_account_cards",
                 "payment_methods",
-                "persons",
                 "usage_records",
             ]
         );
