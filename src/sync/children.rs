@@ -316,8 +316,9 @@ async fn children_of(
             Ok(page) => page,
             // The parent was deleted since its event or its list page (a customer
             // updated, then deleted): its children cannot be listed any more, and its
-            // deletion comes as an event of its own.
-            Err(crate::stripe::Error::Rejected { status: 404, .. }) => {
+            // deletion comes as an event of its own. Only on a first page: a 404 for a
+            // `starting_after` child is not the parent's and still fails.
+            Err(crate::stripe::Error::Rejected { status: 404, .. }) if after.is_none() => {
                 tracing::info!(
                     stream = def.name,
                     parent = head.id,
