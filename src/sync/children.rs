@@ -179,6 +179,15 @@ pub(super) fn spread(results: StreamResults, families: &Families) -> StreamResul
     out
 }
 
+/// The selected streams a read of `stream` serves: itself when selected (or without a
+/// family), then its selected children.
+pub(super) fn selected_names(families: &Families, stream: &'static str) -> Vec<&'static str> {
+    match families.get(stream) {
+        Some(family) => members(stream, family).collect(),
+        None => vec![stream],
+    }
+}
+
 /// The event types of the children of `parent` that have events of their own (a
 /// customer's bank accounts: `customer.source.*`), for the shared events pass.
 pub(super) fn own_event_types<'a>(
