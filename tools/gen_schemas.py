@@ -83,6 +83,14 @@ STREAMS = {
     # Child streams (issue 10): records are the children, with their parent's fields.
     "invoice_line_items": "line_item",
     "subscription_items": "subscription_item",
+    "application_fees_refunds": "fee_refund",
+    "transfer_reversals": "transfer_reversal",
+    "checkout_sessions_line_items": "item",
+    "setup_attempts": "setup_attempt",
+    "payout_balance_transactions": "balance_transaction",
+    "customer_balance_transactions": "customer_balance_transaction",
+    "bank_accounts": "bank_account",
+    "persons": "person",
 }
 # Fields the connector adds to a child stream's records, as Airbyte's Stripe source 6.1
 # names them: its parent's id, and the parent's times (the cursor is the parent's `updated`).
@@ -100,7 +108,46 @@ PARENT_FIELDS = {
                                  "description": "The subscription's last change the"
                                  " connector saw (the cursor)."},
     },
+    "application_fees_refunds": {
+        "updated": {"type": ["null", "integer"], "format": "unix-time",
+                    "description": "The application fee's last change the connector saw"
+                    " (the cursor)."},
+    },
+    "checkout_sessions_line_items": {
+        "checkout_session_id": {"type": ["null", "string"],
+                                "description": "The checkout session's id."},
+        "checkout_session_created": {"type": ["null", "integer"], "format": "unix-time",
+                                     "description": "The checkout session's created time."},
+        "checkout_session_expires_at": {"type": ["null", "integer"], "format": "unix-time",
+                                        "description": "The checkout session's expiry time."},
+        "checkout_session_updated": {"type": ["null", "integer"], "format": "unix-time",
+                                     "description": "The checkout session's last change the"
+                                     " connector saw (the cursor)."},
+    },
+    "payout_balance_transactions": {
+        "payout": {"type": ["null", "string"], "description": "The payout's id."},
+        "updated": {"type": ["null", "integer"], "format": "unix-time",
+                    "description": "The payout's last change the connector saw (the cursor)."},
+    },
+    "bank_accounts": {
+        "updated": {"type": ["null", "integer"], "format": "unix-time",
+                    "description": "Unix seconds of the last change the connector saw: the"
+                    " created time of the customer.source.* event that carried this version,"
+                    " or the customer's `updated` when read from the customer's list."},
+    },
+    "persons": {
+        "updated": {"type": ["null", "integer"], "format": "unix-time",
+                    "description": "Unix seconds of the last change the connector saw: the"
+                    " created time of the person.* event that carried this version, or the"
+                    " account's `updated` when read from the account's list."},
+    },
+    # Children that never change after creation: their own `created` is the cursor.
+    "transfer_reversals": {},
+    "setup_attempts": {},
+    "customer_balance_transactions": {},
 }
+# Child streams whose records arrive with `is_deleted` when their parent is deleted.
+DELETABLE_CHILDREN = {"invoice_line_items", "subscription_items", "bank_accounts", "persons"}
 # Streams that never change after creation (cursor `created`), or have no cursor.
 CREATED_STREAMS = {"account", "balance_transactions", "events", "file_links", "files",
                    "shipping_rates"}
@@ -185,7 +232,8 @@ def stream_schema(stream, component, schemas):
         properties[key] = prop
     if stream in PARENT_FIELDS:
         properties.update(PARENT_FIELDS[stream])
-        properties["is_deleted"] = CONNECTOR_FIELDS["is_deleted"]
+        if stream in DELETABLE_CHILDREN:
+            properties["is_deleted"] = CONNECTOR_FIELDS["is_deleted"]
     elif stream in EVENT_STREAMS:
         properties.update(CONNECTOR_FIELDS)  # note: overrides product.updated (same type)
     return {

@@ -28,6 +28,9 @@ OBJECTS = [
     "radar.early_fraud_warning", "file", "file_link", "invoiceitem", "deleted_invoiceitem",
     "plan", "deleted_plan", "promotion_code", "review", "setup_intent", "shipping_rate",
     "subscription_schedule", "topup", "transfer",
+    # issue 10, child streams
+    "fee_refund", "transfer_reversal", "item", "setup_attempt", "customer_balance_transaction",
+    "bank_account", "person",
 ]
 PATHS = [
     "/v1/account", "/v1/accounts", "/v1/customers", "/v1/charges", "/v1/payment_intents",
@@ -40,6 +43,10 @@ PATHS = [
     "/v1/shipping_rates", "/v1/subscription_schedules", "/v1/topups", "/v1/transfers",
     # issue 10, child endpoints
     "/v1/invoices/{invoice}/lines", "/v1/subscription_items",
+    "/v1/application_fees/{id}/refunds", "/v1/transfers/{id}/reversals",
+    "/v1/checkout/sessions/{session}/line_items", "/v1/setup_attempts",
+    "/v1/customers/{customer}/balance_transactions", "/v1/customers/{customer}/bank_accounts",
+    "/v1/accounts/{account}/persons",
 ]
 # Objects and paths newer than the 2022 spec, written by hand from Stripe's API reference
 # (see the file's description): merged in as they are.

@@ -81,7 +81,9 @@ pub(crate) fn run(inner: &Inner, adv: &Advance) -> AdvanceReport {
         // Table-driven resources change after the others, at increasing times that
         // stay before the new clock.
         // (and invoices and subscriptions through their children: two more per count)
-        let bound = ((resources::RESOURCES.len() * 3 + 2) * adv.resources) as i64;
+        // (and the parents of the other child rows, one more each)
+        let bound =
+            ((resources::RESOURCES.len() * 3 + 2 + super::kids::KIDS.len()) * adv.resources) as i64;
         let mut k = 0;
         let start = changes.last().map_or(old + 1, |c| c.at);
         let span = (old + seconds - 1 - start).max(0);
@@ -97,6 +99,8 @@ pub(crate) fn run(inner: &Inner, adv: &Advance) -> AdvanceReport {
         let more = resources::advance(&maker, &mut data, &mut rng, adv.resources, &mut at);
         changes.extend(more);
         let more = super::children::advance(&g, &mut data, &mut rng, adv.resources, &mut at);
+        changes.extend(more);
+        let more = super::kids::advance(&g, &mut data, &mut rng, adv.resources, &linked, &mut at);
         changes.extend(more);
     }
     data.rng = rng;

@@ -11,6 +11,7 @@
 use serde_json::{Value, json};
 
 use super::data::Gen;
+use super::kids;
 use super::rng::Rng;
 use super::routes::{ApiError, base_name, parse_query, render_page, unknown_param};
 use super::store::{ScopeData, Stream};
@@ -165,6 +166,9 @@ fn parent_of(stream: &str) -> Option<Stream> {
 /// Ids of every child of a child stream, parents newest first (`None`: not a child
 /// stream).
 pub(crate) fn ids(data: &ScopeData, stream: &str) -> Option<Vec<String>> {
+    if let Some(ids) = kids::ids(data, stream) {
+        return Some(ids);
+    }
     let parent = parent_of(stream)?;
     Some(
         data.col(parent)
@@ -177,6 +181,9 @@ pub(crate) fn ids(data: &ScopeData, stream: &str) -> Option<Vec<String>> {
 
 /// Ids of the children of one parent (`None`: no such parent, or not a child stream).
 pub(crate) fn ids_of(data: &ScopeData, stream: &str, parent_id: &str) -> Option<Vec<String>> {
+    if kids::kid(stream).is_some() {
+        return kids::ids_of(data, stream, parent_id);
+    }
     let parent = data.col(parent_of(stream)?).get(parent_id)?.value();
     Some(
         all_children(stream, &parent)
@@ -204,11 +211,29 @@ pub(crate) fn routes() -> Vec<(&'static str, Vec<&'static str>)> {
             ],
         ),
     ]
+    .into_iter()
+    .chain(kids::routes())
+    .collect()
+}
+
+/// Whether `stream` is a child stream the emulator serves.
+pub(crate) fn is_child_stream(stream: &str) -> bool {
+    parent_of(stream).is_some() || kids::kid(stream).is_some()
+}
+
+/// Whether `path` is a child list route (`serve` answers it).
+pub(crate) fn serves(path: &str) -> bool {
+    path == "/v1/subscription_items"
+        || (path.starts_with("/v1/invoices/") && path.ends_with("/lines"))
+        || kids::kid_for_path(path).is_some()
 }
 
 /// Serves a child list endpoint; `None` when `path` is not one.
 pub(crate) fn serve(data: &ScopeData, path: &str, query: &str) -> Option<Result<String, ApiError>> {
     let params = parse_query(query);
+    if let Some(k) = kids::kid_for_path(path) {
+        return Some(kids::page(data, k, path, &params));
+    }
     if path == "/v1/subscription_items" {
         return Some(subscription_items(data, &params));
     }
@@ -253,14 +278,14 @@ fn subscription_items(data: &ScopeData, params: &[(String, String)]) -> Result<S
 }
 
 /// Pagination parameters of a child list.
-struct Page {
+pub(super) struct Page {
     limit: usize,
     after: Option<String>,
     before: Option<String>,
 }
 
 impl Page {
-    fn parse(params: &[(String, String)], filters: &[&str]) -> Result<Page, ApiError> {
+    pub(super) fn parse(params: &[(String, String)], filters: &[&str]) -> Result<Page, ApiError> {
         let mut page = Page {
             limit: 10,
             after: None,
@@ -305,7 +330,7 @@ impl Page {
     }
 
     /// One page of `items` (in list order) after/before the cursor.
-    fn render(&self, url: &str, items: Vec<Value>) -> Result<String, ApiError> {
+    pub(super) fn render(&self, url: &str, items: Vec<Value>) -> Result<String, ApiError> {
         let pos = |id: &str, param: &str| {
             items
                 .iter()

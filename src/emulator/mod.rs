@@ -27,6 +27,10 @@
 //! | balance_transactions | one per succeeded charge, refund and payout, plus dispute withdrawals/reinstatements |
 //! | events | `*.created`-style events for everything created in the 30 days before the clock start |
 //! | each table-driven resource (`resources.rs`) | max(n/25, 3); none of the Issuing ones on connected accounts |
+//! | application fee refunds, transfer reversals, setup attempts, customer balance transactions (`kids.rs`) | one on every third parent |
+//! | checkout session line items (`kids.rs`) | one or two per session |
+//! | bank accounts (`kids.rs`) | one on every fourth customer |
+//! | persons (`kids.rs`) | one per connected account, in the platform's data |
 //!
 //! Live mode uses the same size as test mode; each connected account uses
 //! `max(size / 4, 10)`.
@@ -39,6 +43,7 @@ mod connect;
 mod data;
 mod faults;
 mod golden;
+mod kids;
 mod resources;
 mod rng;
 mod routes;
@@ -395,6 +400,17 @@ impl Inner {
             };
             let mut data = data::build(&self.fixtures, &params);
             resources::build(&self.fixtures, &params, &linked, &mut data);
+            {
+                let account = data.account.clone();
+                let g = data::Gen {
+                    fx: &self.fixtures,
+                    account: &account,
+                    connected: data.connected,
+                    livemode: data.livemode,
+                    currency: data.currency,
+                };
+                kids::build(&g, &mut data, &params, &linked);
+            }
             if self.config.golden && scope.account.is_none() && !scope.livemode {
                 let g = data::Gen {
                     fx: &self.fixtures,
@@ -521,6 +537,15 @@ impl Emulator {
         let Some(lock_) = cell.get() else {
             return Vec::new();
         };
+        if kids::parent_is_account(stream) {
+            // Children of the connected accounts linked in the scope's mode.
+            let accounts = self.ids(scope, "accounts");
+            let data = read(lock_);
+            return accounts
+                .iter()
+                .flat_map(|a| kids::ids_of(&data, stream, a).unwrap_or_default())
+                .collect();
+        }
         let data = read(lock_);
         if let Some(ids) = resources::ids(&data, stream) {
             return ids;

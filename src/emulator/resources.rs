@@ -294,10 +294,8 @@ pub(crate) const RESOURCES: &[Resource] = &[
         refs: &[("/customer", Ref::Id(Src::Stream(Stream::Customers)))],
         init: &[("/status", Val::Str("requires_payment_method"))],
         created_event: Some("setup_intent.created"),
-        update: Some(Update {
-            event: "setup_intent.succeeded",
-            set: &[("/status", Val::Str("succeeded"))],
-        }),
+        // An intent succeeds with a setup attempt (`children.rs`).
+        update: None,
         deleted_event: None,
     },
     Resource {
@@ -406,13 +404,8 @@ pub(crate) const RESOURCES: &[Resource] = &[
         ],
         init: &[("/refunded", Val::Bool(false))],
         created_event: Some("application_fee.created"),
-        update: Some(Update {
-            event: "application_fee.refunded",
-            set: &[
-                ("/refunded", Val::Bool(true)),
-                ("/amount_refunded", Val::Copy("/amount")),
-            ],
-        }),
+        // A fee is refunded with a refund in its `refunds` (`children.rs`).
+        update: None,
         deleted_event: None,
     },
     Resource {
@@ -926,6 +919,20 @@ pub(crate) fn advance(
         }
     }
     changes
+}
+
+/// Stores a new version of a resource's object (a parent whose children changed).
+pub(crate) fn put(data: &mut ScopeData, stream: &str, v: &Value) {
+    if let Some((index, r)) = find(stream)
+        && let Some(col) = data.resources.get_mut(index)
+    {
+        col.put(obj(r, v));
+    }
+}
+
+/// The objects of a resource (`None`: not a table-driven resource, or not built).
+pub(crate) fn collection<'a>(data: &'a ScopeData, stream: &str) -> Option<&'a Collection> {
+    data.resources.get(find(stream)?.0)
 }
 
 /// Ids of a resource's objects, newest first (`None`: not a table-driven resource).

@@ -750,9 +750,7 @@ fn serve_child(
     query: &str,
 ) -> Option<Result<String, ApiError>> {
     let unrecognized = || ApiError::unrecognized(&Method::GET, path);
-    let is_child = path == "/v1/subscription_items"
-        || (path.starts_with("/v1/invoices/") && path.ends_with("/lines"));
-    if !is_child {
+    if !super::children::serves(path) {
         return None;
     }
     let Some(cell) = inner.scope_cell(&auth.scope) else {
@@ -1236,6 +1234,7 @@ async fn emu_ids(State(inner): State<Arc<Inner>>, RawQuery(q): RawQuery) -> Resp
     if stream != "accounts"
         && Stream::from_name(&stream).is_none()
         && super::resources::find(&stream).is_none()
+        && !super::children::is_child_stream(&stream)
     {
         return json_response(
             StatusCode::BAD_REQUEST,

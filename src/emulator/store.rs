@@ -369,6 +369,9 @@ pub(crate) struct ScopeData {
     pub(crate) pinned: HashSet<String>,
     /// The table-driven resources, by row of `resources::RESOURCES`.
     pub(crate) resources: Vec<Collection>,
+    /// Children kept apart from their parent (`children::KIDS`): by child stream, then
+    /// parent id, newest first.
+    pub(crate) kids: HashMap<&'static str, HashMap<String, Vec<Value>>>,
 }
 
 impl ScopeData {
@@ -390,6 +393,7 @@ impl ScopeData {
             turns: [0; 3],
             pinned: HashSet::new(),
             resources: Vec::new(),
+            kids: HashMap::new(),
         }
     }
 

@@ -262,7 +262,7 @@ async fn every_served_object_validates_against_the_spec() {
             if path == "/v1/accounts" && account.is_some() {
                 continue;
             }
-            if path.contains('{') || path == "/v1/subscription_items" {
+            if super::children::serves(path) {
                 // Child lists, one per parent: tests/it/children.rs walks them.
                 continue;
             }
@@ -298,6 +298,90 @@ async fn every_served_object_validates_against_the_spec() {
             }
         }
     }
+}
+
+/// Every child row kept apart from its parent (`children::KIDS`), before and after an
+/// advance, on the platform and a connected account: each parent's child list walks (two
+/// per page) to exactly the emulator's children of it, newest first, every page and
+/// object valid against the spec, each child pointing at its parent; a parent that
+/// embeds its children embeds the list's first page as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_lists_validate_and_point_at_their_parent() {
+    use super::kids::KIDS;
+    let run = Emulator::start(config(40)).await.unwrap();
+    let emu = run.emulator().clone();
+    let connected = emu.connected_account_ids()[0].clone();
+    let mut schemas = Schemas::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for round in 0..2 {
+        for account in [None, Some(connected.as_str())] {
+            let scope = Scope {
+                account: account.map(str::to_owned),
+                livemode: false,
+            };
+            if round == 1 {
+                emu.advance(&Advance {
+                    seconds: 600,
+                    resources: 2,
+                    account: scope.account.clone(),
+                    ..Advance::default()
+                });
+            }
+            for k in KIDS {
+                let parent_stream = match k.parent {
+                    resources::Src::Stream(s) => s.name(),
+                    resources::Src::Resource(name) => name,
+                    resources::Src::Account => "accounts",
+                };
+                for parent in emu.ids(&scope, parent_stream) {
+                    let path = match k.parent_param {
+                        Some(name) => format!("{}?{name}={parent}", k.route),
+                        None => {
+                            let open = k.route.find('{').unwrap();
+                            let close = k.route.find('}').unwrap();
+                            format!("{}{parent}{}", &k.route[..open], &k.route[close + 1..])
+                        }
+                    };
+                    let (ids, pages) = walk(&run, DEFAULT_TEST_KEY, account, &path, 2).await;
+                    let expected = emu.child_ids(&scope, k.stream, &parent).unwrap();
+                    assert_eq!(ids, expected, "{path}");
+                    *seen.entry(k.stream).or_default() += ids.len();
+                    let spec_path = k.route;
+                    for page in &pages {
+                        schemas.check_page(spec_path, page);
+                        for child in page["data"].as_array().unwrap() {
+                            assert_eq!(child["object"], k.object, "{path}");
+                            schemas.check_object(k.object, child);
+                            if let Some(field) = k.points_at {
+                                assert_eq!(child.pointer(field).unwrap(), parent.as_str());
+                            }
+                        }
+                    }
+                    let Some(field) = k.embedded else { continue };
+                    let object = emu.object(&scope, parent_stream, &parent).unwrap();
+                    let embedded = &object[field];
+                    let first: Vec<String> = expected.iter().take(10).cloned().collect();
+                    assert_eq!(ids_of(embedded), first, "{parent}: the embedded page");
+                    assert_eq!(embedded["has_more"], expected.len() > 10);
+                }
+            }
+        }
+    }
+    for k in KIDS {
+        assert!(
+            seen.get(k.stream).copied().unwrap_or(0) > 0,
+            "{} has children",
+            k.stream
+        );
+    }
+    // A parent that does not exist: Stripe's 404, naming the parameter.
+    let r = get(&run, "/v1/setup_attempts?setup_intent=seti_missing").await;
+    assert_stripe_error(&r, StatusCode::NOT_FOUND, "invalid_request_error");
+    assert_eq!(r.body["error"]["param"], "setup_intent");
+    let r = get(&run, "/v1/setup_attempts").await;
+    assert_stripe_error(&r, StatusCode::BAD_REQUEST, "invalid_request_error");
+    let r = get(&run, "/v1/transfers/tr_missing/reversals").await;
+    assert_stripe_error(&r, StatusCode::NOT_FOUND, "invalid_request_error");
 }
 
 #[test]

@@ -34,7 +34,8 @@ pub struct StreamDef {
     pub object: &'static str,
     /// `None`: full refresh only.
     pub cursor: Option<Cursor>,
-    /// Event types whose `data.object` is a new version of one of this stream's objects.
+    /// Event types whose `data.object` is a new version of one of this stream's objects
+    /// (on a child stream: its own events, routed by the shared events pass to it).
     pub event_types: &'static [&'static str],
     /// Query parameters sent on every list request.
     pub query: &'static [(&'static str, &'static str)],
@@ -60,15 +61,19 @@ pub struct Child {
     /// The parent stream (a row of [`STREAMS`]): one list of it feeds all its children.
     pub parent: &'static str,
     /// The parent's field holding the first page of its children, a Stripe list
-    /// (`{"data": […], "has_more": …}`), e.g. an invoice's `lines`.
-    pub embedded: &'static str,
+    /// (`{"data": […], "has_more": …}`), e.g. an invoice's `lines`. `None`: the parent
+    /// does not embed them (a checkout session's line items, a customer's balance
+    /// transactions), so the child endpoint is called once per parent.
+    pub embedded: Option<&'static str>,
     /// Query parameters of the child endpoint (the row's `path`, where `{id}` is the
     /// parent's id); `{id}` in a value is the parent's id too.
     pub query: &'static [(&'static str, &'static str)],
     /// Fields added to each record from its parent, as Airbyte's Stripe source names
     /// them.
     pub parent_fields: &'static [(&'static str, ParentField)],
-    /// The cursor field: the parent's `updated`, under the name of `parent_fields`.
+    /// The cursor field: the parent's `updated`, under the name of `parent_fields`; or,
+    /// for children that never change after creation (transfer reversals, setup
+    /// attempts, customer balance transactions), their own `created`.
     pub cursor_field: &'static str,
     /// Children of a deleted parent arrive with `is_deleted: true`.
     pub deletable: bool,
@@ -81,6 +86,8 @@ pub enum ParentField {
     Created,
     /// The parent's `updated` (its event's time, or its `created` from the list).
     Updated,
+    /// The parent's top-level field of that name (e.g. a checkout session's `expires_at`).
+    Field(&'static str),
 }
 
 impl StreamDef {
@@ -681,7 +688,7 @@ pub const STREAMS: &[StreamDef] = &[
         stripe_version: None,
         child: Some(Child {
             parent: "invoices",
-            embedded: "lines",
+            embedded: Some("lines"),
             query: &[],
             parent_fields: &[
                 ("invoice_id", ParentField::Id),
@@ -705,10 +712,197 @@ pub const STREAMS: &[StreamDef] = &[
         stripe_version: None,
         child: Some(Child {
             parent: "subscriptions",
-            embedded: "items",
+            embedded: Some("items"),
             query: &[("subscription", "{id}")],
             parent_fields: &[("subscription_updated", ParentField::Updated)],
             cursor_field: "subscription_updated",
+            deletable: true,
+        }),
+    },
+    // Application fees embed their first 10 refunds in `refunds`.
+    StreamDef {
+        name: "application_fees_refunds",
+        path: "/v1/application_fees/{id}/refunds",
+        object: "fee_refund",
+        cursor: Some(Cursor::Updated),
+        event_types: &[],
+        query: &[],
+        single: false,
+        schema: schema!("application_fees_refunds"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "application_fees",
+            embedded: Some("refunds"),
+            query: &[],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: "updated",
+            deletable: false,
+        }),
+    },
+    // Transfers embed their first 10 reversals in `reversals`; a reversal never changes.
+    StreamDef {
+        name: "transfer_reversals",
+        path: "/v1/transfers/{id}/reversals",
+        object: "transfer_reversal",
+        cursor: Some(Cursor::Updated),
+        event_types: &[],
+        query: &[],
+        single: false,
+        schema: schema!("transfer_reversals"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "transfers",
+            embedded: Some("reversals"),
+            query: &[],
+            parent_fields: &[],
+            cursor_field: "created",
+            deletable: false,
+        }),
+    },
+    // Sessions do not embed their line items (only `expand[]=line_items` would).
+    StreamDef {
+        name: "checkout_sessions_line_items",
+        path: "/v1/checkout/sessions/{id}/line_items",
+        object: "item",
+        cursor: Some(Cursor::Updated),
+        event_types: &[],
+        query: &[],
+        single: false,
+        schema: schema!("checkout_sessions_line_items"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "checkout_sessions",
+            embedded: None,
+            query: &[],
+            parent_fields: &[
+                ("checkout_session_id", ParentField::Id),
+                ("checkout_session_created", ParentField::Created),
+                (
+                    "checkout_session_expires_at",
+                    ParentField::Field("expires_at"),
+                ),
+                ("checkout_session_updated", ParentField::Updated),
+            ],
+            cursor_field: "checkout_session_updated",
+            deletable: false,
+        }),
+    },
+    // `setup_intent` is a required parameter; an attempt never changes.
+    StreamDef {
+        name: "setup_attempts",
+        path: "/v1/setup_attempts",
+        object: "setup_attempt",
+        cursor: Some(Cursor::Updated),
+        event_types: &[],
+        query: &[],
+        single: false,
+        schema: schema!("setup_attempts"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "setup_intents",
+            embedded: None,
+            query: &[("setup_intent", "{id}")],
+            parent_fields: &[],
+            cursor_field: "created",
+            deletable: false,
+        }),
+    },
+    // The balance transactions a payout paid out.
+    StreamDef {
+        name: "payout_balance_transactions",
+        path: "/v1/balance_transactions",
+        object: "balance_transaction",
+        cursor: Some(Cursor::Updated),
+        event_types: &[],
+        query: &[],
+        single: false,
+        schema: schema!("payout_balance_transactions"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "payouts",
+            embedded: None,
+            query: &[("payout", "{id}")],
+            parent_fields: &[
+                ("payout", ParentField::Id),
+                ("updated", ParentField::Updated),
+            ],
+            cursor_field: "updated",
+            deletable: false,
+        }),
+    },
+    // A customer's balance ledger; an entry never changes, and a new one changes the
+    // customer's `balance` (a `customer.updated` event).
+    StreamDef {
+        name: "customer_balance_transactions",
+        path: "/v1/customers/{id}/balance_transactions",
+        object: "customer_balance_transaction",
+        cursor: Some(Cursor::Updated),
+        event_types: &[],
+        query: &[],
+        single: false,
+        schema: schema!("customer_balance_transactions"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "customers",
+            embedded: None,
+            query: &[],
+            parent_fields: &[],
+            cursor_field: "created",
+            deletable: false,
+        }),
+    },
+    // A customer's bank accounts (sources): not embedded without `expand[]=data.sources`;
+    // their changes come as their own `customer.source.*` events (object `bank_account`;
+    // the same events with object `card` are not this stream's).
+    StreamDef {
+        name: "bank_accounts",
+        path: "/v1/customers/{id}/bank_accounts",
+        object: "bank_account",
+        cursor: Some(Cursor::Updated),
+        event_types: &[
+            "customer.source.created",
+            "customer.source.updated",
+            "customer.source.deleted",
+        ],
+        query: &[],
+        single: false,
+        schema: schema!("bank_accounts"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "customers",
+            embedded: None,
+            query: &[],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: "updated",
+            deletable: true,
+        }),
+    },
+    // A connected account's persons: not embedded; their changes come as their own
+    // `person.*` events.
+    StreamDef {
+        name: "persons",
+        path: "/v1/accounts/{id}/persons",
+        object: "person",
+        cursor: Some(Cursor::Updated),
+        event_types: &["person.created", "person.updated", "person.deleted"],
+        query: &[],
+        single: false,
+        schema: schema!("persons"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "accounts",
+            embedded: None,
+            query: &[],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: "updated",
             deletable: true,
         }),
     },
@@ -747,12 +941,21 @@ mod tests {
                 );
             }
             if let Some(child) = &stream.child {
-                // A child learns its changes from its parent's events.
+                // A child learns its changes from its parent's events, and from its own
+                // where Stripe has them (then it is deletable: `*.deleted` events).
                 let parent = find(child.parent).expect("the parent is a row");
                 assert!(parent.child.is_none(), "{}: one level", stream.name);
-                assert!(stream.event_types.is_empty(), "{}", stream.name);
+                if !stream.event_types.is_empty() {
+                    assert!(child.deletable, "{}", stream.name);
+                    assert_eq!(child.cursor_field, "updated", "{}", stream.name);
+                }
                 assert_eq!(stream.cursor, parent.cursor, "{}", stream.name);
-                assert!(props["is_deleted"].is_object(), "{}", stream.name);
+                assert_eq!(
+                    props["is_deleted"].is_object(),
+                    child.deletable,
+                    "{}: is_deleted where deletable",
+                    stream.name
+                );
                 for (field, _) in child.parent_fields {
                     assert!(props[*field].is_object(), "{}: {field}", stream.name);
                 }
@@ -817,15 +1020,7 @@ mod tests {
             [
                 "external_account_bank_accounts",
                 "external_account_cards",
-                "checkout_sessions_line_items",
-                "customer_balance_transactions",
-                "payout_balance_transactions",
-                "setup_attempts",
-                "transfer_reversals",
                 "payment_methods",
-                "persons",
-                "application_fees_refunds",
-                "bank_accounts",
                 "usage_records",
             ]
         );

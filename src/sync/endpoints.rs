@@ -104,13 +104,16 @@ pub(super) async fn unless_not_enabled(
         .account
         .as_deref()
         .map_or(String::new(), |a| format!(" of account {a}"));
-    ctx.emit
-        .message(AirbyteMessage::log(
-            "WARN",
-            format!(
-                "stream {}{whose} is empty: the account does not use the Stripe product behind {path} (Stripe answered {status}: {message}). Enable the product in the Stripe dashboard to read it, or deselect the stream",
-                def.name
-            ),
-        ))
-        .await
+    // Every selected stream of the read: the parent's children are empty too.
+    for name in super::children::selected_names(&ctx.families, def.name) {
+        ctx.emit
+            .message(AirbyteMessage::log(
+                "WARN",
+                format!(
+                    "stream {name}{whose} is empty: the account does not use the Stripe product behind {path} (Stripe answered {status}: {message}). Enable the product in the Stripe dashboard to read it, or deselect the stream",
+                ),
+            ))
+            .await?;
+    }
+    Ok(())
 }

@@ -1107,6 +1107,11 @@ async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Err
     let types: Vec<&'static str> = streams
         .iter()
         .flat_map(|s| s.def.event_types.iter().copied())
+        .chain(
+            streams
+                .iter()
+                .flat_map(|s| children::own_event_types(&ctx.families, s.def.name)),
+        )
         .collect();
     let shared: Arc<Vec<EventsStream>> = Arc::new(streams.to_vec());
     let mut done = InOrder::spawn_all(
@@ -1175,6 +1180,7 @@ async fn read_events_range(
         let page = ctx.client.list("/v1/events", &query).await?;
         let PageRef { data, has_more } = page.parse()?;
         let mut routed: Vec<Vec<String>> = vec![Vec::new(); streams.len()];
+        let mut own: Vec<(&'static str, String)> = Vec::new();
         let mut last_id = None;
         for raw in data {
             let event: EventHead = serde_json::from_str(raw).map_err(|err| {
@@ -1198,10 +1204,37 @@ async fn read_events_range(
                     StreamDef::is_deletion(&event.kind),
                     ctx.account.as_deref(),
                 ));
+            } else if let Some(child) =
+                streams
+                    .iter()
+                    .filter(|s| event.created >= s.from)
+                    .find_map(|s| {
+                        children::own_event_stream(
+                            &ctx.families,
+                            s.def.name,
+                            &event.kind,
+                            object.object.as_deref(),
+                        )
+                    })
+            {
+                // A child's own event (`children.rs`): the child as it is now.
+                own.push((
+                    child.name,
+                    decorate(
+                        event.data.object.get(),
+                        object.updated.is_some(),
+                        Some(event.created),
+                        StreamDef::is_deletion(&event.kind),
+                        ctx.account.as_deref(),
+                    ),
+                ));
             }
         }
         for (stream, records) in streams.iter().zip(routed) {
             ctx.records(stream.def.name, records).await?;
+        }
+        for (child, record) in own {
+            ctx.emit.records(child, vec![record]).await?;
         }
         drop(permit);
         match (last_id, has_more) {

@@ -3,7 +3,7 @@
 //! page is used as it is and the child endpoint is called only when that list says
 //! `has_more`; incrementally a parent's events re-read that parent's children only.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use source_stripe::emulator::{Advance, DEFAULT_TEST_KEY, LoggedRequest};
@@ -265,5 +265,326 @@ async fn incremental_rereads_only_the_children_of_changed_parents() {
             third.records(stream).is_empty(),
             "{stream}: nothing changed"
         );
+    }
+}
+
+/// The child streams of application fees, transfers, checkout sessions, setup intents,
+/// payouts and customers, with their parents, in a full refresh.
+const MORE: [(&str, &str); 6] = [
+    ("application_fees_refunds", "application_fees"),
+    ("transfer_reversals", "transfers"),
+    ("checkout_sessions_line_items", "checkout_sessions"),
+    ("setup_attempts", "setup_intents"),
+    ("payout_balance_transactions", "payouts"),
+    ("customer_balance_transactions", "customers"),
+];
+
+/// Which requests are one parent's child list: `(parent id, is a child call)`.
+fn child_call(child: &str, r: &LoggedRequest) -> Option<String> {
+    let param = |name: &str| {
+        r.query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+    };
+    let between = |head: &str, tail: &str| {
+        r.path
+            .strip_prefix(head)
+            .and_then(|rest| rest.strip_suffix(tail))
+            .map(str::to_owned)
+    };
+    match child {
+        "application_fees_refunds" => between("/v1/application_fees/", "/refunds"),
+        "transfer_reversals" => between("/v1/transfers/", "/reversals"),
+        "checkout_sessions_line_items" => between("/v1/checkout/sessions/", "/line_items"),
+        "setup_attempts" if r.path == "/v1/setup_attempts" => param("setup_intent"),
+        "payout_balance_transactions" if r.path == "/v1/balance_transactions" => param("payout"),
+        "customer_balance_transactions" => between("/v1/customers/", "/balance_transactions"),
+        _ => None,
+    }
+}
+
+/// A full refresh of the six other parent families: exactly the emulator's children per
+/// stream, valid against the discovered schemas, each pointing at its parent with
+/// Airbyte's added fields; each parent listed as often as when read alone; the child
+/// endpoint never called where the parent embeds a complete list (fees, transfers), and
+/// called once per parent, with the parameters Stripe's spec requires, where it embeds
+/// none.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_other_families_read_from_one_list_of_their_parent() {
+    let emulator = start_emulator(150).await;
+    let emu = emulator.emulator();
+    let scope = platform_test();
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let parents: Vec<(&str, &str)> = MORE.iter().map(|(_, p)| (*p, "full_refresh")).collect();
+    let out = read(&config, &files.catalog(&parents), None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let alone = emu.request_log();
+    let lists = |log: &[LoggedRequest], parent: &str| {
+        let path = source_stripe::streams::find(parent).unwrap().path;
+        list_calls(log, path)
+            .iter()
+            .filter(|r| !r.query.contains("payout="))
+            .count()
+    };
+
+    let mut family: Vec<(&str, &str)> = parents.clone();
+    family.extend(MORE.iter().map(|(c, _)| (*c, "full_refresh")));
+    let out = read(&config, &files.catalog(&family), None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let log = emu.request_log();
+    let discover = run(&["discover", "--config", path(&config)]).await;
+    let discovered = &discover.messages[0]["catalog"];
+    for (child, parent) in MORE {
+        let expected = emulator_ids(emu, &scope, child);
+        assert!(!expected.is_empty(), "{child}: the emulator has data");
+        assert_eq!(out.unique_ids(child), expected, "{child}");
+        let validator = stream_validator(discovered, child);
+        let def = source_stripe::streams::find(child).unwrap();
+        let parent_records: Vec<Value> = out.records(parent).into_iter().cloned().collect();
+        for record in out.records(child) {
+            let errors: Vec<String> = validator
+                .iter_errors(record)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{child}: {errors:?}");
+            assert_eq!(
+                record["object"], def.object,
+                "{child}: a child, never the parent"
+            );
+            // Its parent, from its own field or the one the connector adds.
+            let parent_id = match child {
+                "application_fees_refunds" => &record["fee"],
+                "transfer_reversals" => &record["transfer"],
+                "checkout_sessions_line_items" => &record["checkout_session_id"],
+                "setup_attempts" => &record["setup_intent"],
+                "payout_balance_transactions" => &record["payout"],
+                _ => &record["customer"],
+            };
+            let parent_id = parent_id.as_str().unwrap();
+            let of = emu.child_ids(&scope, child, parent_id).unwrap();
+            assert!(of.iter().any(|id| record["id"] == id.as_str()), "{child}");
+            let p = parent_records
+                .iter()
+                .find(|p| p["id"] == parent_id)
+                .unwrap_or_else(|| panic!("{child}: {parent_id} is a parent record"));
+            match child {
+                "checkout_sessions_line_items" => {
+                    assert_eq!(record["checkout_session_created"], p["created"]);
+                    assert_eq!(record["checkout_session_expires_at"], p["expires_at"]);
+                    assert_eq!(record["checkout_session_updated"], p["created"]);
+                }
+                "application_fees_refunds" | "payout_balance_transactions" => {
+                    assert_eq!(record["updated"], p["created"], "{child}: from a list")
+                }
+                _ => assert!(record["created"].is_i64(), "{child}: its own cursor"),
+            }
+        }
+        // The parent listed once for itself and its children.
+        assert_eq!(lists(&log, parent), 2 * lists(&alone, parent), "{parent}");
+        assert!(
+            alone.iter().all(|r| child_call(child, r).is_none()),
+            "{child}: no child call when only the parent is read"
+        );
+        let calls: Vec<String> = log.iter().filter_map(|r| child_call(child, r)).collect();
+        let mut per_parent: BTreeMap<String, usize> = BTreeMap::new();
+        for id in &calls {
+            *per_parent.entry(id.clone()).or_default() += 1;
+        }
+        match def.child.as_ref().unwrap().embedded {
+            // The fixtures' fees and transfers embed complete lists.
+            Some(field) => {
+                assert!(
+                    parent_records.iter().all(|p| p[field]["has_more"] == false),
+                    "{parent}"
+                );
+                assert!(calls.is_empty(), "{child}: no child call: {calls:?}");
+            }
+            None => {
+                let ids: BTreeSet<String> = parent_records
+                    .iter()
+                    .map(|p| p["id"].as_str().unwrap().to_owned())
+                    .collect();
+                assert_eq!(
+                    per_parent.keys().cloned().collect::<BTreeSet<_>>(),
+                    ids,
+                    "{child}: one call per parent"
+                );
+                assert!(
+                    per_parent.values().all(|n| *n == 1),
+                    "{child}: {per_parent:?}"
+                );
+            }
+        }
+    }
+    assert!(log.iter().all(|r| r.method == "GET" && r.status == 200));
+}
+
+/// A customer updated and then deleted between two syncs: the second sync meets its
+/// `customer.updated` event first, and the child endpoint answers 404 for it (it is
+/// gone). The sync still succeeds: the customer arrives deleted, without children, and
+/// every other changed customer's balance transactions arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parent_deleted_after_its_update_has_no_children_and_fails_nothing() {
+    let emulator = start_emulator(40).await;
+    let emu = emulator.emulator();
+    let scope = platform_test();
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let catalog = files.catalog(&[
+        ("customers", "incremental"),
+        ("customer_balance_transactions", "incremental"),
+    ]);
+    let first = read(&config, &catalog, None).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // Advances until one customer is both updated and deleted (deterministic data).
+    let mut changes = Vec::new();
+    let gone = (0..20)
+        .find_map(|_| {
+            let report = emu.advance(&Advance {
+                seconds: 600,
+                updates: 12,
+                deletes: 6,
+                ..Advance::default()
+            });
+            changes.extend(report.changes);
+            let updated: BTreeSet<&str> = changes
+                .iter()
+                .filter(|c| c.stream == "customers" && c.event_type == "customer.updated")
+                .map(|c| c.id.as_str())
+                .collect();
+            changes
+                .iter()
+                .find(|c| c.event_type == "customer.deleted" && updated.contains(c.id.as_str()))
+                .map(|c| c.id.clone())
+        })
+        .expect("a customer updated, then deleted");
+
+    let state = files.write("state1.json", &first.state_file());
+    let second = read(&config, &catalog, Some(&state)).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let log = emu.request_log();
+    let path = format!("/v1/customers/{gone}/balance_transactions");
+    assert!(
+        log.iter().any(|r| r.path == path && r.status == 404),
+        "the updated customer's children were asked for, and it is gone"
+    );
+    let customers = second.records("customers");
+    assert!(
+        customers
+            .iter()
+            .any(|c| c["id"] == gone.as_str() && c["is_deleted"] == true),
+        "{gone} arrives deleted"
+    );
+    assert!(
+        second
+            .records("customer_balance_transactions")
+            .iter()
+            .all(|t| t["customer"] != gone.as_str())
+    );
+    // The others: the children of every changed customer that still exists.
+    let expected: BTreeSet<String> = changes
+        .iter()
+        .filter(|c| c.stream == "customers" && !c.event_type.is_empty())
+        .flat_map(|c| {
+            emu.child_ids(&scope, "customer_balance_transactions", &c.id)
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        !expected.is_empty(),
+        "some changed customers have balance transactions"
+    );
+    assert_eq!(second.unique_ids("customer_balance_transactions"), expected);
+    assert_eq!(second.statuses("customers").last().unwrap(), "COMPLETE");
+}
+
+/// A child with events of its own: a customer's bank accounts created, updated and
+/// deleted (`customer.source.*`, the parent unchanged) arrive on the next sync from the
+/// one shared events pass (their types in the same `/v1/events` requests as the
+/// customers'), as they are now, the deleted one flagged with its event's time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_childs_own_events_come_through_the_shared_events_pass() {
+    let emulator = start_emulator(60).await;
+    let emu = emulator.emulator();
+    let scope = platform_test();
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let catalog = files.catalog(&[
+        ("customers", "incremental"),
+        ("bank_accounts", "incremental"),
+    ]);
+    let first = read(&config, &catalog, None).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        first.unique_ids("bank_accounts"),
+        emulator_ids(emu, &scope, "bank_accounts")
+    );
+    let before = emu.request_log().len();
+    let report = emu.advance(&Advance {
+        seconds: 3_600,
+        resources: 2,
+        ..Advance::default()
+    });
+    let own: Vec<_> = report
+        .changes
+        .iter()
+        .filter(|c| c.stream == "bank_accounts")
+        .collect();
+    let kinds: BTreeSet<_> = own.iter().map(|c| c.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "customer.source.created",
+            "customer.source.deleted",
+            "customer.source.updated"
+        ])
+    );
+    let state = files.write("state1.json", &first.state_file());
+    let second = read(&config, &catalog, Some(&state)).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    // A bank account created and then updated arrives once per event.
+    let got: BTreeSet<String> = second.record_ids("bank_accounts").into_iter().collect();
+    for change in &own {
+        let records = second.records("bank_accounts");
+        let newest = records
+            .iter()
+            .filter(|r| r["id"] == change.id.as_str())
+            .max_by_key(|r| r["updated"].as_i64())
+            .unwrap_or_else(|| panic!("{} arrives", change.id));
+        assert_eq!(newest["object"], "bank_account");
+        if change.event_type == "customer.source.deleted" {
+            assert_eq!(newest["is_deleted"], true, "{}", change.id);
+            assert_eq!(newest["updated"], change.at);
+        } else {
+            assert!(newest.get("is_deleted").is_none_or(|d| d == false));
+        }
+    }
+    let customer_changes: BTreeSet<String> = report
+        .changes
+        .iter()
+        .filter(|c| c.stream == "customers" && !c.event_type.is_empty())
+        .flat_map(|c| {
+            emu.child_ids(&scope, "bank_accounts", &c.id)
+                .unwrap_or_default()
+        })
+        .collect();
+    let expected: BTreeSet<String> = own
+        .iter()
+        .map(|c| c.id.clone())
+        .chain(customer_changes)
+        .collect();
+    assert_eq!(got, expected, "exactly the changes");
+    // One events pass: every events request asks for both streams' types.
+    let log = emu.request_log();
+    let events: Vec<_> = log[before..]
+        .iter()
+        .filter(|r| r.path == "/v1/events")
+        .collect();
+    assert!(!events.is_empty());
+    for r in events {
+        assert!(r.query.contains("customer.updated"), "{}", r.query);
+        assert!(r.query.contains("customer.source.deleted"), "{}", r.query);
     }
 }

@@ -88,9 +88,13 @@ async fn discover_lists_the_streams() {
             | "files"
             | "file_links"
             | "shipping_rates"
-            | "commerce_transactions" => json!(["created"]),
+            | "commerce_transactions"
+            | "transfer_reversals"
+            | "setup_attempts"
+            | "customer_balance_transactions" => json!(["created"]),
             "invoice_line_items" => json!(["invoice_updated"]),
             "subscription_items" => json!(["subscription_updated"]),
+            "checkout_sessions_line_items" => json!(["checkout_session_updated"]),
             _ => json!(["updated"]),
         };
         assert_eq!(stream["default_cursor_field"], expected_cursor, "{name}");

@@ -396,6 +396,7 @@ pub fn expected_changes(
             let expected = match stream.cursor {
                 // A child changes with its parent: the children of every parent changed
                 // with an event (the emulator deletes no parent that has children).
+                // A child with events of its own (bank accounts) also gets those.
                 _ if stream.child.is_some() => {
                     let parent = stream.child.as_ref().unwrap().parent;
                     report
@@ -407,6 +408,13 @@ pub fn expected_changes(
                                 .child_ids(scope, stream.name, &c.id)
                                 .unwrap_or_default()
                         })
+                        .chain(
+                            report
+                                .changes
+                                .iter()
+                                .filter(|c| c.stream == stream.name && !c.event_type.is_empty())
+                                .map(|c| c.id.clone()),
+                        )
                         .collect()
                 }
                 Some(Cursor::Created) => emulator_ids(emulator, scope, stream.name)

@@ -1,0 +1,670 @@
+//! Child resources the emulator keeps apart from their parent, one row of [`KIDS`] each:
+//! application fee refunds and transfer reversals (which their parent also embeds, first
+//! [`EMBED_LIMIT`]), checkout session line items, setup attempts, customer balance
+//! transactions, bank accounts and a connected account's persons (which it does not), and a payout's balance transactions (the scope's
+//! balance transactions it paid out). This file owns their building, their list routes
+//! (`children.rs` dispatches to them) and their advances: a new child comes with its
+//! parent's change and event (a refund with `application_fee.refunded`, a reversal with
+//! `transfer.reversed`, an attempt with `setup_intent.succeeded`, a balance entry with
+//! `customer.updated`), so parent, events and child list always agree; a child with
+//! events of its own (a customer's bank accounts, `customer.source.*`) is created,
+//! updated and deleted with those instead.
+//!
+//! It must not let a child and its parent disagree: the parent's embedded list is
+//! re-rendered from the children each time one is added.
+
+use serde_json::{Value, json};
+
+use super::children::{EMBED_LIMIT, Page};
+use super::data::{BuildParams, Gen};
+use super::resources::{self, Src};
+use super::rng::Rng;
+use super::routes::ApiError;
+use super::store::{Collection, ScopeData, Stream};
+use super::{Change, ChangeKind};
+
+/// Where a row's children are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Store {
+    /// In [`ScopeData::kids`], by parent id, newest first (and rendered into the
+    /// parent's embedded list when the row has one).
+    Own,
+    /// The scope's balance transactions a payout paid out (their hidden `payout` field):
+    /// `/v1/balance_transactions?payout=…` serves them.
+    PaidOut,
+}
+
+/// One child resource: its fixture, id prefix, parent, route, whether the parent embeds
+/// it, and how children come with their parent's changes.
+pub(crate) struct Kid {
+    /// Stream name (the connector's), e.g. `application_fees_refunds`.
+    pub(crate) stream: &'static str,
+    /// Fixture name and `object` value.
+    pub(crate) object: &'static str,
+    pub(crate) prefix: &'static str,
+    pub(crate) parent: Src,
+    pub(crate) store: Store,
+    /// The list route as the spec names it: `{…}` is the parent's id.
+    pub(crate) route: &'static str,
+    /// The query parameter naming the parent, when it is not in the path (required).
+    pub(crate) parent_param: Option<&'static str>,
+    /// The parent's field embedding the first [`EMBED_LIMIT`] children.
+    pub(crate) embedded: Option<&'static str>,
+    /// The child's field holding its parent's id.
+    pub(crate) points_at: Option<&'static str>,
+    /// One parent in this many has a child in the built history (0: none).
+    pub(crate) built_one_in: u64,
+    /// Every new parent gets its children at once, and they never change (a checkout
+    /// session's line items).
+    pub(crate) with_parent: bool,
+    /// The parent's event when an advance gives it a new child (`None`: never).
+    pub(crate) event: Option<&'static str>,
+    /// Which parents an advance may give a new child.
+    pub(crate) eligible: fn(&Value) -> bool,
+    /// Makes a parent agree with its new child (`None` for [`Store::PaidOut`], whose
+    /// advance only changes the parent) at `at`; returns the parent's previous values.
+    pub(crate) attach: fn(&mut Value, Option<&mut Value>, i64) -> Option<Value>,
+    /// The child's own events (created, updated, deleted), when Stripe sends them: an
+    /// advance then creates, updates (metadata) and deletes children with them, and
+    /// the parent does not change.
+    pub(crate) own_events: Option<[&'static str; 3]>,
+}
+
+fn always(_: &Value) -> bool {
+    true
+}
+
+fn amount_of(v: &Value) -> i64 {
+    v["amount"].as_i64().unwrap_or(0)
+}
+
+/// Every child row kept apart from its parent, parents built before them.
+pub(crate) const KIDS: &[Kid] = &[
+    Kid {
+        stream: "application_fees_refunds",
+        object: "fee_refund",
+        prefix: "fr",
+        parent: Src::Resource("application_fees"),
+        store: Store::Own,
+        route: "/v1/application_fees/{id}/refunds",
+        parent_param: None,
+        embedded: Some("refunds"),
+        points_at: Some("/fee"),
+        built_one_in: 3,
+        with_parent: false,
+        event: Some("application_fee.refunded"),
+        eligible: |fee| fee["refunded"] == false,
+        // A full refund.
+        attach: |fee, refund, _| {
+            let previous =
+                json!({"refunded": fee["refunded"], "amount_refunded": fee["amount_refunded"]});
+            if let Some(refund) = refund {
+                refund["amount"] = json!(amount_of(fee));
+            }
+            fee["refunded"] = json!(true);
+            fee["amount_refunded"] = json!(amount_of(fee));
+            Some(previous)
+        },
+        own_events: None,
+    },
+    Kid {
+        stream: "transfer_reversals",
+        object: "transfer_reversal",
+        prefix: "trr",
+        parent: Src::Resource("transfers"),
+        store: Store::Own,
+        route: "/v1/transfers/{id}/reversals",
+        parent_param: None,
+        embedded: Some("reversals"),
+        points_at: Some("/transfer"),
+        built_one_in: 3,
+        with_parent: false,
+        event: Some("transfer.reversed"),
+        eligible: |transfer| transfer["reversed"] == false,
+        // A full reversal.
+        attach: |transfer, reversal, _| {
+            let previous = json!({"reversed": transfer["reversed"], "amount_reversed": transfer["amount_reversed"]});
+            if let Some(reversal) = reversal {
+                reversal["amount"] = json!(amount_of(transfer));
+            }
+            transfer["reversed"] = json!(true);
+            transfer["amount_reversed"] = json!(amount_of(transfer));
+            Some(previous)
+        },
+        own_events: None,
+    },
+    Kid {
+        stream: "checkout_sessions_line_items",
+        object: "item",
+        prefix: "li",
+        parent: Src::Resource("checkout_sessions"),
+        store: Store::Own,
+        route: "/v1/checkout/sessions/{session}/line_items",
+        parent_param: None,
+        embedded: None,
+        points_at: None,
+        built_one_in: 1,
+        with_parent: true,
+        event: None,
+        eligible: always,
+        attach: |_, _, _| None,
+        own_events: None,
+    },
+    Kid {
+        stream: "setup_attempts",
+        object: "setup_attempt",
+        prefix: "setatt",
+        parent: Src::Resource("setup_intents"),
+        store: Store::Own,
+        route: "/v1/setup_attempts",
+        parent_param: Some("setup_intent"),
+        embedded: None,
+        points_at: Some("/setup_intent"),
+        built_one_in: 3,
+        with_parent: false,
+        event: Some("setup_intent.succeeded"),
+        eligible: |intent| intent["status"] != "succeeded",
+        // The intent succeeds with this attempt.
+        attach: |intent, attempt, _| {
+            let previous =
+                json!({"status": intent["status"], "latest_attempt": intent["latest_attempt"]});
+            if let Some(attempt) = attempt {
+                attempt["customer"] = intent["customer"].clone();
+                attempt["status"] = json!("succeeded");
+                intent["latest_attempt"] = attempt["id"].clone();
+                if attempt["payment_method"].is_string() {
+                    intent["payment_method"] = attempt["payment_method"].clone();
+                }
+            }
+            intent["status"] = json!("succeeded");
+            Some(previous)
+        },
+        own_events: None,
+    },
+    Kid {
+        stream: "payout_balance_transactions",
+        object: "balance_transaction",
+        prefix: "txn",
+        parent: Src::Stream(Stream::Payouts),
+        store: Store::PaidOut,
+        route: "/v1/balance_transactions",
+        parent_param: Some("payout"),
+        embedded: None,
+        points_at: None,
+        built_one_in: 0,
+        with_parent: false,
+        event: Some("payout.updated"),
+        eligible: always,
+        // Its transactions are fixed: a payout changes its metadata only.
+        attach: |payout, _, at| {
+            let previous = json!({"metadata": payout["metadata"]});
+            payout["metadata"]["emulator_change"] = json!(at.to_string());
+            Some(previous)
+        },
+        own_events: None,
+    },
+    Kid {
+        stream: "customer_balance_transactions",
+        object: "customer_balance_transaction",
+        prefix: "cbtxn",
+        parent: Src::Stream(Stream::Customers),
+        store: Store::Own,
+        route: "/v1/customers/{customer}/balance_transactions",
+        parent_param: None,
+        embedded: None,
+        points_at: Some("/customer"),
+        built_one_in: 3,
+        with_parent: false,
+        event: Some("customer.updated"),
+        eligible: always,
+        // A credit: the customer's balance moves by its amount.
+        attach: |customer, entry, _| {
+            let previous = json!({"balance": customer["balance"]});
+            if let Some(entry) = entry {
+                let balance = customer["balance"].as_i64().unwrap_or(0) + amount_of(entry);
+                customer["balance"] = json!(balance);
+                entry["ending_balance"] = json!(balance);
+            }
+            Some(previous)
+        },
+        own_events: None,
+    },
+    Kid {
+        stream: "bank_accounts",
+        object: "bank_account",
+        prefix: "ba",
+        parent: Src::Stream(Stream::Customers),
+        store: Store::Own,
+        route: "/v1/customers/{customer}/bank_accounts",
+        parent_param: None,
+        embedded: None,
+        points_at: Some("/customer"),
+        built_one_in: 4,
+        with_parent: false,
+        event: None,
+        eligible: always,
+        attach: |_, _, _| None,
+        own_events: Some([
+            "customer.source.created",
+            "customer.source.updated",
+            "customer.source.deleted",
+        ]),
+    },
+    Kid {
+        stream: "persons",
+        object: "person",
+        prefix: "person",
+        parent: Src::Account,
+        store: Store::Own,
+        route: "/v1/accounts/{account}/persons",
+        parent_param: None,
+        embedded: None,
+        points_at: Some("/account"),
+        built_one_in: 1,
+        with_parent: false,
+        event: None,
+        eligible: always,
+        attach: |_, _, _| None,
+        own_events: Some(["person.created", "person.updated", "person.deleted"]),
+    },
+];
+
+/// Whether a row's parents are the platform's connected accounts (`Emulator::ids`
+/// lists them from the registry).
+pub(crate) fn parent_is_account(stream: &str) -> bool {
+    kid(stream).is_some_and(|k| matches!(k.parent, Src::Account))
+}
+
+pub(crate) fn kid(stream: &str) -> Option<&'static Kid> {
+    KIDS.iter().find(|k| k.stream == stream)
+}
+
+fn parent_col(data: &ScopeData, src: Src) -> Option<&Collection> {
+    match src {
+        Src::Stream(s) => Some(data.col(s)),
+        Src::Resource(name) => resources::collection(data, name),
+        Src::Account => None,
+    }
+}
+
+fn put_parent(data: &mut ScopeData, src: Src, v: &Value) {
+    match src {
+        Src::Stream(s) => data.put(s, v),
+        Src::Resource(name) => resources::put(data, name, v),
+        Src::Account => {}
+    }
+}
+
+fn parent_stream(src: Src) -> &'static str {
+    match src {
+        Src::Stream(s) => s.name(),
+        Src::Resource(name) => name,
+        Src::Account => "accounts",
+    }
+}
+
+fn parent_object(src: Src) -> &'static str {
+    match src {
+        Src::Stream(s) => s.object(),
+        Src::Resource(name) => resources::find(name).map_or(name, |(_, r)| r.object),
+        Src::Account => "account",
+    }
+}
+
+/// Every child of one parent, newest first (`None`: no such parent).
+fn kids_of(data: &ScopeData, k: &Kid, parent_id: &str) -> Option<Vec<Value>> {
+    if let Src::Account = k.parent {
+        // The platform keeps its connected accounts' children, one entry per account.
+        return data.kids.get(k.stream)?.get(parent_id).cloned();
+    }
+    parent_col(data, k.parent)?.get(parent_id)?;
+    Some(match k.store {
+        Store::Own => data
+            .kids
+            .get(k.stream)
+            .and_then(|m| m.get(parent_id))
+            .cloned()
+            .unwrap_or_default(),
+        Store::PaidOut => data
+            .col(Stream::BalanceTransactions)
+            .iter_desc()
+            .filter(|o| o.has("payout", parent_id))
+            .map(|o| o.value())
+            .collect(),
+    })
+}
+
+/// A new child of `parent` created at `at`, pointing at its parent.
+fn make_kid(g: &Gen<'_>, rng: &mut Rng, k: &Kid, parent: &Value, at: i64) -> Value {
+    let mut v = g.fx.get(k.object);
+    v["id"] = json!(g.long_id(rng, k.prefix));
+    v["object"] = json!(k.object);
+    if v.get("created").is_some() {
+        v["created"] = json!(at);
+    }
+    if v.get("livemode").is_some() {
+        v["livemode"] = json!(g.livemode);
+    }
+    if v.get("currency").is_some() {
+        v["currency"] = match parent["currency"].as_str() {
+            Some(c) => json!(c),
+            None => json!(g.currency),
+        };
+    }
+    if let Some(field) = k.points_at {
+        v[&field[1..]] = parent["id"].clone();
+    }
+    v
+}
+
+/// Adds `kid` (newest) to its parent, re-renders the parent's embedded list, stores
+/// both; returns the parent's new version and what `attach` says changed.
+fn add_kid(
+    data: &mut ScopeData,
+    k: &Kid,
+    mut parent: Value,
+    kid: Option<Value>,
+    at: i64,
+) -> (Value, Option<Value>) {
+    let id = parent["id"].as_str().unwrap_or_default().to_owned();
+    let mut kid = kid;
+    let previous = (k.attach)(&mut parent, kid.as_mut(), at);
+    let list = data
+        .kids
+        .entry(k.stream)
+        .or_default()
+        .entry(id.clone())
+        .or_default();
+    if let Some(kid) = kid {
+        list.insert(0, kid);
+    }
+    if let Some(field) = k.embedded {
+        parent[field] = json!({
+            "object": "list",
+            "data": list.iter().take(EMBED_LIMIT).collect::<Vec<_>>(),
+            "has_more": list.len() > EMBED_LIMIT,
+            "url": k.route.replace(route_param(k.route), &id),
+        });
+    }
+    put_parent(data, k.parent, &parent);
+    // A parent with children is never deleted by an advance (as invoices' and
+    // subscriptions' references are not): its children stay listable.
+    data.pinned.insert(id);
+    (parent, previous)
+}
+
+/// The `{…}` part of a route.
+fn route_param(route: &str) -> &str {
+    match (route.find('{'), route.find('}')) {
+        (Some(a), Some(b)) if a < b => &route[a..=b],
+        _ => "{}",
+    }
+}
+
+/// Gives the built history its children: every parent of a `with_parent` row, one in
+/// `built_one_in` of the others (without events: the history before the event window
+/// is not replayed).
+pub(crate) fn build(g: &Gen<'_>, data: &mut ScopeData, p: &BuildParams, accounts: &[String]) {
+    let mut rng = Rng::derive(p.seed, &[p.index, u64::from(p.livemode), 11]);
+    let start = p.start - 1;
+    for k in KIDS.iter().filter(|k| k.store == Store::Own) {
+        let parents = parents(data, k, accounts);
+        if let Src::Account = k.parent {
+            let entries = data.kids.entry(k.stream).or_default();
+            for a in accounts {
+                entries.entry(a.clone()).or_default();
+            }
+        }
+        for (n, parent) in parents.into_iter().enumerate() {
+            if !(k.with_parent || (k.built_one_in > 0 && (n as u64).is_multiple_of(k.built_one_in)))
+            {
+                continue;
+            }
+            fill(g, data, &mut rng, k, parent, start);
+        }
+    }
+}
+
+/// A row's parents, oldest first: connected accounts (`Src::Account`) are the
+/// platform's, `accounts`; they have no objects in the scope, only ids.
+fn parents(data: &ScopeData, k: &Kid, accounts: &[String]) -> Vec<Value> {
+    match k.parent {
+        Src::Account => accounts.iter().map(|id| json!({ "id": id })).collect(),
+        src => parent_col(data, src)
+            .map(|c| c.iter_asc().map(|o| o.value()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Gives `parent` its children as of its creation (`with_parent`: one or two; else
+/// one, created between the parent's creation and `until`).
+fn fill(g: &Gen<'_>, data: &mut ScopeData, rng: &mut Rng, k: &Kid, parent: Value, until: i64) {
+    let created = parent["created"].as_i64().unwrap_or(until);
+    let mut parent = parent;
+    let count = if k.with_parent { 1 + rng.index(2) } else { 1 };
+    for _ in 0..count {
+        let at = if k.with_parent {
+            created
+        } else {
+            rng.range(created, until.max(created + 1))
+        };
+        let kid = make_kid(g, rng, k, &parent, at);
+        parent = add_kid(data, k, parent, Some(kid), at).0;
+    }
+}
+
+/// Applies `count` child changes per row at the times `at` gives out: new parents of
+/// `with_parent` rows get their children; `count` eligible parents (oldest first) of
+/// the others get a new child and their event. Returns the parents' changes.
+pub(crate) fn advance(
+    g: &Gen<'_>,
+    data: &mut ScopeData,
+    rng: &mut Rng,
+    count: usize,
+    accounts: &[String],
+    mut at: impl FnMut() -> i64,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for k in KIDS {
+        let parents = parents(data, k, accounts);
+        if k.with_parent {
+            let known = data.kids.get(k.stream);
+            let new: Vec<Value> = parents
+                .into_iter()
+                .filter(|p| known.is_none_or(|m| !m.contains_key(p["id"].as_str().unwrap_or(""))))
+                .collect();
+            for parent in new {
+                let t = parent["created"].as_i64().unwrap_or_default();
+                fill(g, data, rng, k, parent, t);
+            }
+            continue;
+        }
+        if let Some(events) = k.own_events {
+            changes.extend(advance_own(
+                g, data, rng, k, events, parents, count, &mut at,
+            ));
+            continue;
+        }
+        let Some(event) = k.event else {
+            continue;
+        };
+        for parent in parents.into_iter().filter(|p| (k.eligible)(p)).take(count) {
+            let t = at();
+            let kid = (k.store == Store::Own).then(|| make_kid(g, rng, k, &parent, t));
+            let (parent, previous) = add_kid(data, k, parent, kid, t);
+            let e = g.event(rng, event, t, &parent, previous, false);
+            data.put(Stream::Events, &e);
+            changes.push(Change {
+                stream: parent_stream(k.parent).to_owned(),
+                id: parent["id"].as_str().unwrap_or_default().to_owned(),
+                kind: ChangeKind::Updated,
+                event_type: event.to_owned(),
+                at: t,
+            });
+        }
+    }
+    changes
+}
+
+/// Creates, updates and deletes `count` children of a row with events of its own, each
+/// with its event (the child's object; a deleted one as it was).
+#[allow(clippy::too_many_arguments)]
+fn advance_own(
+    g: &Gen<'_>,
+    data: &mut ScopeData,
+    rng: &mut Rng,
+    k: &Kid,
+    [created, updated, deleted]: [&'static str; 3],
+    parents: Vec<Value>,
+    count: usize,
+    at: &mut impl FnMut() -> i64,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let mut change =
+        |data: &mut ScopeData, rng: &mut Rng, v: &Value, kind, event: &str, t, previous| {
+            let e = g.event(rng, event, t, v, previous, false);
+            data.put(Stream::Events, &e);
+            changes.push(Change {
+                stream: k.stream.to_owned(),
+                id: v["id"].as_str().unwrap_or_default().to_owned(),
+                kind,
+                event_type: event.to_owned(),
+                at: t,
+            });
+        };
+    if parents.is_empty() {
+        return changes;
+    }
+    // The oldest children, before this advance adds any: updated, then deleted.
+    let existing: Vec<(String, Value)> = parents
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .flat_map(|id| {
+            let list = data.kids.get(k.stream).and_then(|m| m.get(id));
+            list.into_iter()
+                .flatten()
+                .rev()
+                .map(move |c| (id.to_owned(), c.clone()))
+        })
+        .collect();
+    for _ in 0..count {
+        let t = at();
+        let parent = parents[rng.index(parents.len())].clone();
+        let kid = make_kid(g, rng, k, &parent, t);
+        add_kid(data, k, parent, Some(kid.clone()), t);
+        change(data, rng, &kid, ChangeKind::Created, created, t, None);
+    }
+    let mut targets = existing.into_iter();
+    for (parent, mut kid) in targets.by_ref().take(count) {
+        let t = at();
+        let previous = json!({"metadata": kid["metadata"]});
+        kid["metadata"]["emulator_change"] = json!(t.to_string());
+        if let Some(c) = data
+            .kids
+            .get_mut(k.stream)
+            .and_then(|m| m.get_mut(&parent))
+            .and_then(|l| l.iter_mut().find(|c| c["id"] == kid["id"]))
+        {
+            *c = kid.clone();
+        }
+        change(
+            data,
+            rng,
+            &kid,
+            ChangeKind::Updated,
+            updated,
+            t,
+            Some(previous),
+        );
+    }
+    for (parent, kid) in targets.take(count) {
+        let t = at();
+        if let Some(list) = data.kids.get_mut(k.stream).and_then(|m| m.get_mut(&parent)) {
+            list.retain(|c| c["id"] != kid["id"]);
+        }
+        change(data, rng, &kid, ChangeKind::Deleted, deleted, t, None);
+    }
+    changes
+}
+
+/// The row whose list route `path` is.
+pub(crate) fn kid_for_path(path: &str) -> Option<&'static Kid> {
+    KIDS.iter().filter(|k| k.store == Store::Own).find(|k| {
+        let param = route_param(k.route);
+        match k.route.split_once(param) {
+            Some((head, tail)) => path
+                .strip_prefix(head)
+                .and_then(|rest| rest.strip_suffix(tail))
+                .is_some_and(|id| !id.is_empty() && !id.contains('/')),
+            None => path == k.route,
+        }
+    })
+}
+
+pub(crate) fn page(
+    data: &ScopeData,
+    k: &Kid,
+    path: &str,
+    params: &[(String, String)],
+) -> Result<String, ApiError> {
+    let filters: Vec<&str> = k.parent_param.into_iter().collect();
+    let page = Page::parse(params, &filters)?;
+    let parent_id = match k.parent_param {
+        Some(name) => params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| ApiError::bad(format!("Missing required param: {name}.")).param(name))?,
+        None => {
+            let (head, tail) = k
+                .route
+                .split_once(route_param(k.route))
+                .unwrap_or((k.route, ""));
+            path[head.len()..path.len() - tail.len()].to_owned()
+        }
+    };
+    let param = k
+        .parent_param
+        .unwrap_or_else(|| route_param(k.route).trim_matches(|c| c == '{' || c == '}'));
+    let kids = kids_of(data, k, &parent_id)
+        .ok_or_else(|| ApiError::missing(parent_object(k.parent), &parent_id, param))?;
+    page.render(path, kids)
+}
+
+/// Ids of every child of a row's stream, parents newest first (`None`: not a row).
+pub(crate) fn ids(data: &ScopeData, stream: &str) -> Option<Vec<String>> {
+    let k = kid(stream)?;
+    let parents: Vec<String> = parent_col(data, k.parent)
+        .map(|c| c.iter_desc().map(|o| o.id.clone()).collect())
+        .unwrap_or_default();
+    Some(
+        parents
+            .iter()
+            .flat_map(|p| kids_of(data, k, p).unwrap_or_default())
+            .filter_map(|c| c["id"].as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// Ids of one parent's children (`None`: not a row, or no such parent).
+pub(crate) fn ids_of(data: &ScopeData, stream: &str, parent_id: &str) -> Option<Vec<String>> {
+    Some(
+        kids_of(data, kid(stream)?, parent_id)?
+            .iter()
+            .filter_map(|c| c["id"].as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// The rows' list routes with the query parameters each accepts (base names).
+pub(crate) fn routes() -> Vec<(&'static str, Vec<&'static str>)> {
+    KIDS.iter()
+        .filter(|k| k.store == Store::Own)
+        .map(|k| {
+            let mut params = vec!["ending_before", "expand", "limit", "starting_after"];
+            params.extend(k.parent_param);
+            params.sort_unstable();
+            (k.route, params)
+        })
+        .collect()
+}
