@@ -36,10 +36,12 @@ pub fn endpoint_of(path: &str) -> String {
         if index > 0 {
             out.push('/');
         }
+        // `{id}`: a child endpoint's template, as the stream table writes it.
         let is_id = index > 1
-            && segment
-                .chars()
-                .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+            && (segment.starts_with('{')
+                || segment
+                    .chars()
+                    .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
         out.push_str(if is_id { "*" } else { segment });
     }
     out
@@ -184,6 +186,10 @@ mod tests {
         assert_eq!(
             endpoint_of("/v1/customers/cus_NffrFeUfNV2Hib"),
             "/v1/customers/*"
+        );
+        assert_eq!(
+            endpoint_of("/v1/customers/{id}/bank_accounts"),
+            "/v1/customers/*/bank_accounts"
         );
         assert_eq!(endpoint_limit("/v1/files", 25.0), 20.0);
         assert_eq!(endpoint_limit("/v1/file_links", 25.0), 20.0);

@@ -265,25 +265,41 @@ pub(super) async fn emit(ctx: &Ctx, family: &Family, parents: &[String]) -> Resu
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    // Every child stream at once (each has an endpoint and a limit of its own), and in
+    // each up to CHILD_CALLS_AT_ONCE of the parents' child calls (the client paces them
+    // to the endpoint's limit); records in the parents' order.
+    let mut streams = Vec::with_capacity(family.children.len());
     for def in &family.children {
-        // The parents' child calls at once (the client paces them to the endpoint's
-        // limit), their records in the parents' order.
-        let mut records = Vec::new();
-        for chunk in heads.chunks(CHILD_CALLS_AT_ONCE) {
-            let mut calls = Vec::with_capacity(chunk.len());
-            for head in chunk {
-                calls.push(children_vec(ctx, def, head));
-            }
-            records.extend(
-                futures::future::try_join_all(calls)
-                    .await?
-                    .into_iter()
-                    .flatten(),
-            );
-        }
+        streams.push(children_of_page(ctx, def, &heads));
+    }
+    let records = futures::future::try_join_all(streams).await?;
+    for (def, records) in family.children.iter().zip(records) {
         ctx.emit.records(def.name, records).await?;
     }
     Ok(())
+}
+
+/// One child stream's records for a page of parents.
+async fn children_of_page(
+    ctx: &Ctx,
+    def: &'static StreamDef,
+    heads: &[ParentHead<'_>],
+) -> Result<Vec<String>, Error> {
+    use futures::StreamExt;
+    let mut records = Vec::new();
+    let mut calls = futures::stream::FuturesOrdered::new();
+    for head in heads {
+        calls.push_back(children_vec(ctx, def, head));
+        if calls.len() >= CHILD_CALLS_AT_ONCE
+            && let Some(done) = calls.next().await
+        {
+            records.extend(done?);
+        }
+    }
+    while let Some(done) = calls.next().await {
+        records.extend(done?);
+    }
+    Ok(records)
 }
 
 /// [`children_of`] into a vector of its own.
