@@ -89,9 +89,13 @@ impl Stats {
             .unwrap_or_default()
     }
 
-    fn count(&self, path: &str, what: impl FnOnce(&mut EndpointStats)) {
+    /// Counts on `endpoint` ([`limits::endpoint_of`] of the request's path).
+    fn count(&self, endpoint: &str, what: impl FnOnce(&mut EndpointStats)) {
         let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
-        what(map.entry(limits::endpoint_of(path)).or_default());
+        match map.get_mut(endpoint) {
+            Some(stats) => what(stats),
+            None => what(map.entry(endpoint.to_owned()).or_default()),
+        }
     }
 }
 
@@ -598,7 +602,8 @@ impl Client {
                 });
             };
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            self.stats.count(path, |s| s.retries += 1);
+            self.stats
+                .count(&limits::endpoint_of(path), |s| s.retries += 1);
             tracing::debug!(path, attempts, ?delay, why, "retrying");
             tokio::time::sleep(delay).await;
         }
@@ -621,7 +626,7 @@ impl Client {
         };
         self.pacer.ready(&endpoint).await;
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        self.stats.count(path, |s| s.requests += 1);
+        self.stats.count(&endpoint, |s| s.requests += 1);
         let mut request = self
             .http
             .get(url)
@@ -711,7 +716,8 @@ impl Client {
         );
         if status.as_u16() == 429 && matches!(outcome, Attempt::Retry { .. }) {
             self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-            self.stats.count(path, |s| s.rate_limited += 1);
+            self.stats
+                .count(&limits::endpoint_of(path), |s| s.rate_limited += 1);
             // Everyone slows down, not just this request: Stripe counts the account.
             let wait = retry_after.unwrap_or(Duration::from_millis(500));
             let until = crate::protocol::now_ms() + wait.as_millis() as i64;

@@ -289,7 +289,7 @@ async fn children_of_page(
     let mut records = Vec::new();
     let mut calls = futures::stream::FuturesOrdered::new();
     for head in heads {
-        calls.push_back(children_vec(ctx, def, head));
+        calls.push_back(children_of(ctx, def, head));
         if calls.len() >= CHILD_CALLS_AT_ONCE
             && let Some(done) = calls.next().await
         {
@@ -302,32 +302,20 @@ async fn children_of_page(
     Ok(records)
 }
 
-/// [`children_of`] into a vector of its own.
-async fn children_vec(
-    ctx: &Ctx,
-    def: &'static StreamDef,
-    head: &ParentHead<'_>,
-) -> Result<Vec<String>, Error> {
-    let mut out = Vec::new();
-    children_of(ctx, def, head.object, head, &mut out).await?;
-    Ok(out)
-}
-
 /// The children of one parent for one child stream: the embedded page, and the rest
 /// from the child endpoint when the embedded list says there is more.
 async fn children_of(
     ctx: &Ctx,
     def: &'static StreamDef,
-    parent: &Map<String, Value>,
     head: &ParentHead<'_>,
-    out: &mut Vec<String>,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
     let Some(child) = &def.child else {
-        return Ok(());
+        return Ok(out);
     };
     let embedded = child
         .embedded
-        .and_then(|field| parent.get(field))
+        .and_then(|field| head.object.get(field))
         .filter(|v| v.is_object());
     let mut after: Option<String> = None;
     let more = match embedded {
@@ -352,7 +340,7 @@ async fn children_of(
     // A deleted parent's children cannot be listed any more: its object (the event's)
     // is all there is.
     if !more || head.deleted {
-        return Ok(());
+        return Ok(out);
     }
     let path = def.path.replace("{id}", head.id);
     loop {
@@ -378,7 +366,7 @@ async fn children_of(
                     parent = head.id,
                     "the parent is gone: no children to read"
                 );
-                return Ok(());
+                return Ok(out);
             }
             Err(err) => return Err(err.into()),
         };
@@ -386,11 +374,14 @@ async fn children_of(
         for raw in &page.data {
             let item: Value = serde_json::from_str(raw)
                 .map_err(|err| invalid(def.name, format!("a child is not JSON: {err}")))?;
-            after = Some(super::head(def.name, raw)?.id);
+            let Some(id) = item.get("id").and_then(Value::as_str) else {
+                return Err(invalid(def.name, "a child object has no id".to_owned()));
+            };
+            after = Some(id.to_owned());
             out.push(record(ctx, def, item, head));
         }
         if !page.has_more || page.data.is_empty() {
-            return Ok(());
+            return Ok(out);
         }
     }
 }

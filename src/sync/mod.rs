@@ -463,7 +463,7 @@ impl ReadPlan {
             match plan {
                 Plan::Events { cursor, from } => {
                     // Its requests are the events pass's.
-                    for name in ctx.family_of(name) {
+                    for name in children::selected_names(&ctx.families, name) {
                         emit.progress.start(name, "/v1/events");
                     }
                     events_streams.push(EventsStream {
@@ -794,22 +794,16 @@ impl Ctx {
     /// The progress of a stream's read and of its children (`progress.rs`): `range_secs`
     /// of `created` to read, `left_secs` of them and `pages` (estimated) left.
     fn progress(&self, stream: &'static str, range_secs: i64, left_secs: i64, pages: i64) {
-        for name in self.family_of(stream) {
+        for name in children::selected_names(&self.families, stream) {
             self.emit.progress.plan(name, range_secs, left_secs, pages);
         }
     }
 
     /// A stream's read and its children's are done.
     fn finish(&self, stream: &'static str) {
-        for name in self.family_of(stream) {
+        for name in children::selected_names(&self.families, stream) {
             self.emit.progress.finish(name);
         }
-    }
-
-    /// The stream and its children.
-    fn family_of(&self, stream: &'static str) -> impl Iterator<Item = &'static str> + '_ {
-        let children = self.families.get(stream).map(|f| f.children.as_slice());
-        std::iter::once(stream).chain(children.unwrap_or_default().iter().map(|c| c.name))
     }
 
     /// Sends a page of a stream's records; a parent's feed its children first

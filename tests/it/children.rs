@@ -172,6 +172,16 @@ async fn a_child_alone_lists_its_parent_without_emitting_it() {
         out.statuses("invoice_line_items").last().unwrap(),
         "COMPLETE"
     );
+    // The summary tells of the selected stream only.
+    let count = out.unique_ids("invoice_line_items").len();
+    let logs = out.logs();
+    assert!(
+        logs.iter().any(|l| l.starts_with(&format!(
+            "stream invoice_line_items done: {count} records, "
+        ))),
+        "{logs:?}"
+    );
+    assert!(!logs.iter().any(|l| l.contains("invoices")), "{logs:?}");
 }
 
 /// Incremental: a line added to an invoice and a subscription item's quantity changed
