@@ -10,7 +10,7 @@
 //! It must not guess: only the two answer shapes [`stripe::Error::NotEnabled`] names
 //! count as "not enabled", so a missing permission is never a silent empty stream.
 
-use super::{Ctx, PAGE_LIMIT, decorate, head};
+use super::{Ctx, PAGE_LIMIT, decorate, head_of};
 use crate::error::Error;
 use crate::protocol::AirbyteMessage;
 use crate::streams::StreamDef;
@@ -40,12 +40,16 @@ pub(super) async fn read_unfiltered(
         query.extend(def.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let permit = ctx.emit.page_permit().await?;
         let page = client_for(ctx, def).list(def.path, &query).await?;
-        let PageRef { data, has_more } = page.parse()?;
+        let PageRef {
+            data,
+            heads,
+            has_more,
+        } = page.parse()?;
         let mut records = Vec::with_capacity(data.len());
         let mut below = false;
         let mut last_id = None;
-        for raw in &data {
-            let head = head(def.name, raw)?;
+        for (raw, h) in data.iter().zip(heads) {
+            let head = head_of(def.name, h)?;
             let created = head.created.unwrap_or(0);
             last_id = Some(head.id);
             if created < from {
@@ -55,7 +59,7 @@ pub(super) async fn read_unfiltered(
             if lt.is_some_and(|lt| created >= lt) {
                 continue;
             }
-            let has_updated = head.updated.is_some();
+            let has_updated = head.updated;
             records.push(decorate(
                 raw,
                 has_updated,

@@ -29,7 +29,6 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 use futures::{FutureExt, future::BoxFuture};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
@@ -580,9 +579,11 @@ pub(crate) async fn list_connected_accounts(client: &Client) -> Result<Vec<Strin
             query.push(("starting_after", after.clone()));
         }
         let page = client.list("/v1/accounts", &query).await?;
-        let PageRef { data, has_more } = page.parse()?;
-        for raw in data {
-            ids.push(head("accounts", raw)?.id);
+        let PageRef {
+            heads, has_more, ..
+        } = page.parse()?;
+        for h in heads {
+            ids.push(head_of("accounts", h)?.id);
         }
         match (ids.last(), has_more) {
             (Some(last), true) => starting_after = Some(last.clone()),
@@ -832,17 +833,12 @@ fn windows(from: i64, to: i64, size: i64) -> Vec<(i64, i64)> {
 }
 
 /// The fields of a record the engine looks at.
-#[derive(Deserialize)]
 struct Head {
     id: String,
-    #[serde(default)]
+    /// `created`, or for invoice items, which have none, their `date`.
     created: Option<i64>,
-    /// Invoice items carry `date` where other objects carry `created`.
-    #[serde(default)]
-    date: Option<i64>,
-    #[serde(default)]
-    updated: Option<IgnoredAny>,
-    #[serde(default)]
+    /// The object has an `updated` of its own.
+    updated: bool,
     object: Option<String>,
 }
 
@@ -893,17 +889,32 @@ fn decorate(
 }
 
 fn head(stream: &str, raw: &str) -> Result<Head, Error> {
-    serde_json::from_str(raw)
-        .map(|head: Head| Head {
-            created: head.created.or(head.date),
-            ..head
-        })
-        .map_err(|err| {
-            Error::Stripe(stripe::Error::InvalidResponse {
-                path: stream.to_owned(),
-                message: format!("an object has no id or created: {err}"),
-            })
-        })
+    let head = stripe::scan::head(raw).map_err(|refusal| {
+        let (stripe::scan::Refusal::Syntax(why) | stripe::scan::Refusal::Shape(why)) = refusal;
+        invalid(stream, &why)
+    })?;
+    head_of(stream, &head)
+}
+
+/// The engine's head of an object a page's scan read ([`stripe::scan`]).
+fn head_of(stream: &str, head: &stripe::scan::Head) -> Result<Head, Error> {
+    let id = head
+        .id
+        .clone()
+        .ok_or_else(|| invalid(stream, "missing field `id`"))?;
+    Ok(Head {
+        id,
+        created: head.created.or(head.date),
+        updated: head.updated,
+        object: head.object.clone(),
+    })
+}
+
+fn invalid(stream: &str, why: &str) -> Error {
+    Error::Stripe(stripe::Error::InvalidResponse {
+        path: stream.to_owned(),
+        message: format!("an object has no id or created: {why}"),
+    })
 }
 
 /// Reads a list stream per its plan, with its STATEs. `done`: the ranges of `created` a
@@ -1172,7 +1183,7 @@ async fn read_events_range(
         }
         let permit = ctx.emit.page_permit().await?;
         let page = ctx.client.list("/v1/events", &query).await?;
-        let PageRef { data, has_more } = page.parse()?;
+        let PageRef { data, has_more, .. } = page.parse()?;
         let mut routed: Vec<Vec<String>> = vec![Vec::new(); streams.len()];
         let mut own: Vec<(&'static str, String)> = Vec::new();
         let mut last_id = None;
@@ -1193,7 +1204,7 @@ async fn read_events_range(
             if let Some(index) = target {
                 routed[index].push(decorate(
                     event.data.object.get(),
-                    object.updated.is_some(),
+                    object.updated,
                     Some(event.created),
                     StreamDef::is_deletion(&event.kind),
                     ctx.account.as_deref(),
@@ -1216,7 +1227,7 @@ async fn read_events_range(
                     child.name,
                     decorate(
                         event.data.object.get(),
-                        object.updated.is_some(),
+                        object.updated,
                         Some(event.created),
                         StreamDef::is_deletion(&event.kind),
                         ctx.account.as_deref(),

@@ -39,7 +39,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::checkpoint::{Checkpoint, Kind};
-use super::{Ctx, PAGE_LIMIT, decorate, head, list_page};
+use super::{Ctx, PAGE_LIMIT, decorate, head_of, list_page};
 use crate::error::{Error, FailureType};
 use crate::streams::StreamDef;
 
@@ -417,8 +417,8 @@ async fn read_range(
         let page = list_page(&ctx, def, gte, lt, after.as_deref(), PAGE_LIMIT).await?;
         let page = page.parse()?;
         let mut heads = Vec::with_capacity(page.data.len());
-        for raw in &page.data {
-            heads.push(head(def.name, raw)?);
+        for h in &page.heads {
+            heads.push(head_of(def.name, h)?);
         }
         // Accept the page against the current lower bound, under the lock a split takes:
         // what lies below it is another range's now.
@@ -448,7 +448,7 @@ async fn read_range(
             .zip(&page.data)
             .map(|(h, raw)| {
                 // From a list, an object's own `updated` (products) is its last change.
-                let has_updated = h.updated.is_some();
+                let has_updated = h.updated;
                 let updated = (updated && !has_updated).then_some(h.created.unwrap_or(0));
                 decorate(raw, has_updated, updated, false, ctx.account.as_deref())
             })
