@@ -78,13 +78,9 @@ pub(crate) fn within_limits(
         return true;
     }
     let name = endpoint(path);
-    let endpoint_rate = endpoint_rate.map(|rate| {
-        if crate::stripe::limits::is_files_api(&name) {
-            rate * 20.0 / 25.0
-        } else {
-            rate
-        }
-    });
+    // Files get Stripe's 20/25 of the endpoint limit (the fact lives in `stripe_limits`,
+    // which the connector's client paces itself by too).
+    let endpoint_rate = endpoint_rate.map(|rate| stripe_limits::endpoint_limit(&name, rate));
     let mut buckets = super::lock(buckets);
     let mut keys = Vec::new();
     if let Some(rate) = account {
