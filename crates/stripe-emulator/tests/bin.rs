@@ -124,3 +124,36 @@ async fn a_bad_flag_names_itself() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--size"), "{stderr}");
 }
+
+/// With its stdout closed (`stripe-emulator | head -1`), the emulator says on stderr that
+/// the banner was not printed and keeps serving, rather than panicking on the print.
+#[tokio::test]
+async fn a_closed_stdout_does_not_stop_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["--port", &port.to_string(), "--size", "12"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    // Closed before the emulator has built its data and printed anything.
+    drop(child.stdout.take());
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let warning = BufReader::new(stderr)
+        .lines()
+        .next_line()
+        .await
+        .expect("stderr is readable")
+        .expect("a line on stderr");
+    assert!(warning.contains("emulator banner not printed"), "{warning}");
+    let ids = list_ids(&format!("http://127.0.0.1:{port}"), "/v1/customers").await;
+    assert!(!ids.is_empty());
+    assert!(
+        child.try_wait().expect("a status").is_none(),
+        "still running"
+    );
+}
