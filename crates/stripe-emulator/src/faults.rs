@@ -45,23 +45,9 @@ impl TokenBucket {
 }
 
 /// The endpoint of a path, as Stripe's per-endpoint limit counts it: the path with ids
-/// (segments with a digit or an upper-case letter after `/v1`) replaced by `*`.
+/// replaced by `*` ([`stripe_limits::endpoint_of`], the rule the connector paces by).
 pub(crate) fn endpoint(path: &str) -> String {
-    path.trim_end_matches('/')
-        .split('/')
-        .enumerate()
-        .map(|(i, s)| {
-            if i > 1
-                && s.chars()
-                    .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
-            {
-                "*"
-            } else {
-                s
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    stripe_limits::endpoint_of(path)
 }
 
 /// Takes a token from the account's bucket and the endpoint's, if both have one (a
