@@ -17,7 +17,8 @@
 //!   (status file, signals, backoff); [`lock`]: one writer per destination;
 //!   [`compact`]: merging small files; [`shard`]: `--shard I/N` over connected accounts.
 //! - [`process`]: what both binaries do around a command (allocator, logs, runtime).
-//! - `emulator` (feature `emulator`): a local Stripe API for tests, demo, benchmarks.
+//! - [`emulator`] (feature `emulator`): the `stripe-emulator` crate re-exported, a local
+//!   Stripe API for tests, demo, benchmarks.
 //!
 //! Data flows one way: command line → config → catalog → sync engine (asks the Stripe
 //! client for pages) → records and states → sink.
@@ -29,8 +30,9 @@ pub mod config;
 pub mod continuous;
 #[cfg(feature = "emulator")]
 pub mod demo;
+/// The local Stripe API, its own crate (`crates/stripe-emulator`), under its old path.
 #[cfg(feature = "emulator")]
-pub mod emulator;
+pub use stripe_emulator as emulator;
 pub mod error;
 #[cfg(test)]
 mod fuzz_inputs;

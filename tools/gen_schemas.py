@@ -5,7 +5,7 @@ Run from the repository root, without arguments:
 
     python3 tools/gen_schemas.py
 
-Reads  `reference/stripe-openapi/spec3.trimmed.json` (components.schemas).
+Reads  `crates/stripe-emulator/reference/stripe-openapi/spec3.trimmed.json` (components.schemas).
 Writes `schemas/<stream>.json` for every stream in STREAMS, with
 `json.dump(indent=2, sort_keys=True)` plus a newline, so re-running gives identical files.
 
@@ -39,7 +39,7 @@ import json
 import os
 import re
 
-SPEC = "reference/stripe-openapi/spec3.trimmed.json"
+SPEC = "crates/stripe-emulator/reference/stripe-openapi/spec3.trimmed.json"
 OUT_DIR = "schemas"
 MAX_LEVEL = 3
 

@@ -5,11 +5,12 @@ Run from the repository root with the full reference folder as argument:
 
     python3 tools/trim_reference.py ../shared/reference
 
-Writes `reference/stripe-openapi/spec3.trimmed.json` (the component schemas reachable from
-the objects we serve, and the GET operations of the paths we serve),
-`reference/stripe-openapi/fixtures3.2022-04-12.json` (Stripe's example objects),
-`reference/stripe-openapi/fixtures.supplement.json` (the examples of the supplement's objects,
-from fixtures3.2026-08-21.json, which the 2022 set lacks), and
+Writes, in the emulator's crate (`crates/stripe-emulator/reference/stripe-openapi/`, the
+one copy that the emulator builds from and the connector's tests read):
+`spec3.trimmed.json` (the component schemas reachable from the objects we serve, and the
+GET operations of the paths we serve), `fixtures3.2022-04-12.json` (Stripe's example
+objects), `fixtures.supplement.json` (the examples of the supplement's objects, from
+fixtures3.2026-08-21.json, which the 2022 set lacks); and in the connector's
 `reference/airbyte-protocol/airbyte_protocol.json` (the protocol schema as JSON).
 """
 import json
@@ -48,9 +49,11 @@ PATHS = [
     "/v1/customers/{customer}/balance_transactions", "/v1/customers/{customer}/bank_accounts",
     "/v1/accounts/{account}/persons",
 ]
+# Where Stripe's files go: the emulator's crate carries them.
+OPENAPI = "crates/stripe-emulator/reference/stripe-openapi"
 # Objects and paths newer than the 2022 spec, written by hand from Stripe's API reference
 # (see the file's description): merged in as they are.
-SUPPLEMENT = "reference/stripe-openapi/supplement.2025-03-31.basil.json"
+SUPPLEMENT = f"{OPENAPI}/supplement.2025-03-31.basil.json"
 
 
 def refs(node, out):
@@ -92,15 +95,15 @@ def main(src):
         "paths": paths,
         "components": {"schemas": {k: schemas[k] for k in sorted(seen) if k in schemas}},
     }
-    with open("reference/stripe-openapi/spec3.trimmed.json", "w") as f:
+    with open(f"{OPENAPI}/spec3.trimmed.json", "w") as f:
         json.dump(trimmed, f, separators=(",", ":"), sort_keys=True)
-    shutil.copy(f"{src}/stripe-openapi/fixtures3.2022-04-12.json", "reference/stripe-openapi/")
+    shutil.copy(f"{src}/stripe-openapi/fixtures3.2022-04-12.json", f"{OPENAPI}/")
     newer = json.load(open(f"{src}/stripe-openapi/fixtures3.2026-08-21.json"))["resources"]
-    with open("reference/stripe-openapi/fixtures.supplement.json", "w") as f:
+    with open(f"{OPENAPI}/fixtures.supplement.json", "w") as f:
         resources = {name: newer[name] for name in sorted(supplement["schemas"])}
         json.dump({"resources": resources}, f, indent=2, sort_keys=True)
         f.write("\n")
-    shutil.copy(f"{src}/stripe-openapi/LICENSE", "reference/stripe-openapi/LICENSE")
+    shutil.copy(f"{src}/stripe-openapi/LICENSE", f"{OPENAPI}/LICENSE")
     protocol = yaml.safe_load(open(f"{src}/airbyte-protocol/airbyte_protocol.yaml"))
     with open("reference/airbyte-protocol/airbyte_protocol.json", "w") as f:
         json.dump(protocol, f, indent=1, sort_keys=True)

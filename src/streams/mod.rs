@@ -1031,7 +1031,7 @@ mod tests {
     #[test]
     fn created_filter_follows_the_spec() {
         let spec: serde_json::Value = serde_json::from_str(include_str!(
-            "../../reference/stripe-openapi/spec3.trimmed.json"
+            "../../crates/stripe-emulator/reference/stripe-openapi/spec3.trimmed.json"
         ))
         .unwrap();
         for stream in STREAMS

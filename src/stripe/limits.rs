@@ -19,51 +19,11 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-/// Stripe's default per-endpoint limit, requests per second.
-pub const STRIPE_ENDPOINT_LIMIT: f64 = 25.0;
-/// Stripe's limit for the Files API, requests per second.
-pub const STRIPE_FILES_LIMIT: f64 = 20.0;
-
-/// The endpoint of a request path: its segments with object ids replaced by `*`, so
-/// `/v1/invoices/in_1Mx/lines` and `/v1/invoices/in_2Qz/lines` are one endpoint.
-///
-/// An id is a segment with a digit or an upper-case letter after the version segment:
-/// Stripe's resource names are lower case with underscores (`payment_intents`), its ids
-/// a prefix and a random base-62 part (`cus_NffrFeUfNV2Hib`).
-pub fn endpoint_of(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for (index, segment) in path.trim_end_matches('/').split('/').enumerate() {
-        if index > 0 {
-            out.push('/');
-        }
-        // `{id}`: a child endpoint's template, as the stream table writes it.
-        let is_id = index > 1
-            && (segment.starts_with('{')
-                || segment
-                    .chars()
-                    .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
-        out.push_str(if is_id { "*" } else { segment });
-    }
-    out
-}
-
-/// The limit of an endpoint, given the default one: Files (and file links, issue 10) get
-/// Stripe's 20/25 of it.
-pub fn endpoint_limit(endpoint: &str, default: f64) -> f64 {
-    if is_files_api(endpoint) {
-        default * STRIPE_FILES_LIMIT / STRIPE_ENDPOINT_LIMIT
-    } else {
-        default
-    }
-}
-
-/// Whether an endpoint is one of the Files API's (`/v1/files…`, `/v1/file_links…`), whose
-/// own limit is 20/s.
-pub fn is_files_api(endpoint: &str) -> bool {
-    ["/v1/files", "/v1/file_links"]
-        .iter()
-        .any(|p| endpoint == *p || endpoint.strip_prefix(p).is_some_and(|r| r.starts_with('/')))
-}
+// Stripe's per-endpoint facts live in `stripe_limits`, where the emulator enforces them
+// too; re-exported so the client's callers keep writing `limits::endpoint_of`.
+pub use stripe_limits::{
+    STRIPE_ENDPOINT_LIMIT, STRIPE_FILES_LIMIT, endpoint_limit, endpoint_of, is_files_api,
+};
 
 /// A GCRA cell: the theoretical arrival time of the next request.
 #[derive(Debug, Clone, Copy)]
@@ -174,29 +134,6 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_drop_ids() {
-        assert_eq!(endpoint_of("/v1/charges"), "/v1/charges");
-        assert_eq!(endpoint_of("/v1/payment_intents/"), "/v1/payment_intents");
-        assert_eq!(
-            endpoint_of("/v1/invoices/in_1MtHbELkdIwHu7ix/lines"),
-            "/v1/invoices/*/lines"
-        );
-        assert_eq!(
-            endpoint_of("/v1/customers/cus_NffrFeUfNV2Hib"),
-            "/v1/customers/*"
-        );
-        assert_eq!(
-            endpoint_of("/v1/customers/{id}/bank_accounts"),
-            "/v1/customers/*/bank_accounts"
-        );
-        assert_eq!(endpoint_limit("/v1/files", 25.0), 20.0);
-        assert_eq!(endpoint_limit("/v1/file_links", 25.0), 20.0);
-        assert_eq!(endpoint_limit("/v1/file_links/*", 25.0), 20.0);
-        assert_eq!(endpoint_limit("/v1/filesx", 25.0), 25.0);
-        assert_eq!(endpoint_limit("/v1/charges", 25.0), 25.0);
-    }
 
     /// Grants over a simulated 10 s, with many waiters on one big endpoint and a few on
     /// others: no second holds more than either limit allows, and the account's rate is

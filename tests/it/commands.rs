@@ -333,3 +333,55 @@ async fn demo_runs_twice_incrementally() {
     );
     assert!(out.join("state.json").exists() && out.join("views.sql").exists());
 }
+
+/// `source-stripe emulator` (the `stripe-emulator` crate's server, re-exported) serves
+/// the data set its flags describe: every customer id an in-process emulator with the
+/// same flags holds, and no other.
+#[tokio::test]
+async fn emulator_command_serves_the_data_set_its_flags_describe() {
+    use source_stripe::emulator::{Config, Emulator, Scope};
+    use tokio::io::AsyncBufReadExt;
+
+    let mut child = tokio::process::Command::new(crate::util::BIN)
+        .args(["emulator", "--port", "0", "--size", "12", "--seed", "7"])
+        .args(["--now", "1700000000", "--frozen-clock"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines.next_line().await.unwrap().unwrap();
+    // The rest of the banner is drained: a closed pipe would fail the emulator's print.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let url = banner
+        .strip_prefix("Stripe emulator listening on ")
+        .unwrap_or_else(|| panic!("unexpected banner line: {banner}"));
+    let page: Value = reqwest::Client::new()
+        .get(format!("{url}/v1/customers?limit=100"))
+        .basic_auth(DEFAULT_TEST_KEY, Some(""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["has_more"], false);
+    let mut served: Vec<String> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected = Emulator::new(Config {
+        size: 12,
+        seed: 7,
+        now: Some(1_700_000_000),
+        frozen_clock: true,
+        ..Config::default()
+    })
+    .ids(&Scope::platform_test(), "customers");
+    served.sort();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(served, expected);
+}

@@ -22,8 +22,7 @@ use super::{Change, ChangeKind, EVENT_RETENTION_SECS};
 
 /// Examples of objects newer than the 2022 fixtures (`invoice_payment`), from Stripe's
 /// 2026 fixtures (see `tools/trim_reference.py`).
-const SUPPLEMENT_JSON: &str =
-    include_str!("../../reference/stripe-openapi/fixtures.supplement.json");
+const SUPPLEMENT_JSON: &str = include_str!("../reference/stripe-openapi/fixtures.supplement.json");
 
 const DAY: i64 = 86_400;
 

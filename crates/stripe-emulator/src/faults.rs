@@ -45,23 +45,9 @@ impl TokenBucket {
 }
 
 /// The endpoint of a path, as Stripe's per-endpoint limit counts it: the path with ids
-/// (segments with a digit or an upper-case letter after `/v1`) replaced by `*`.
+/// replaced by `*` ([`stripe_limits::endpoint_of`], the rule the connector paces by).
 pub(crate) fn endpoint(path: &str) -> String {
-    path.trim_end_matches('/')
-        .split('/')
-        .enumerate()
-        .map(|(i, s)| {
-            if i > 1
-                && s.chars()
-                    .any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
-            {
-                "*"
-            } else {
-                s
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    stripe_limits::endpoint_of(path)
 }
 
 /// Takes a token from the account's bucket and the endpoint's, if both have one (a
@@ -78,13 +64,9 @@ pub(crate) fn within_limits(
         return true;
     }
     let name = endpoint(path);
-    let endpoint_rate = endpoint_rate.map(|rate| {
-        if crate::stripe::limits::is_files_api(&name) {
-            rate * 20.0 / 25.0
-        } else {
-            rate
-        }
-    });
+    // Files get Stripe's 20/25 of the endpoint limit (the fact lives in `stripe_limits`,
+    // which the connector's client paces itself by too).
+    let endpoint_rate = endpoint_rate.map(|rate| stripe_limits::endpoint_limit(&name, rate));
     let mut buckets = super::lock(buckets);
     let mut keys = Vec::new();
     if let Some(rate) = account {

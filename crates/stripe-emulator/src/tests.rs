@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const SPEC: &str = include_str!("../../reference/stripe-openapi/spec3.trimmed.json");
+const SPEC: &str = include_str!("../reference/stripe-openapi/spec3.trimmed.json");
 const NOW: i64 = 1_700_000_000;
 const STREAMS: [&str; 12] = [
     "customers",

@@ -2,11 +2,11 @@
 //! `/v1/charges` (limit 100) from several concurrent client tasks, then prints one JSON line
 //! with the number of pages, the seconds taken and the pages per second.
 //!
-//! `cargo run --release --example bench_emulator -- --size 20000 --clients 4`
+//! `cargo run --release -p stripe-emulator --example bench_emulator -- --size 20000 --clients 4`
 use std::time::Instant;
 
 use clap::Parser;
-use source_stripe::emulator::{self, Emulator, Scope};
+use stripe_emulator::{self as emulator, Emulator, Scope};
 
 #[derive(Parser)]
 struct Opts {

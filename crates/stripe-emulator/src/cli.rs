@@ -1,4 +1,5 @@
 //! The `emulator` command line: options, the start-up banner, and serving until Ctrl-C.
+use std::io::Write;
 use std::time::Duration;
 
 use super::{
@@ -137,7 +138,14 @@ pub async fn run(args: Args) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let addr = listener.local_addr()?;
     let emu = Emulator::new(args.config());
-    println!("{}", banner(&emu, &format!("http://{addr}"), &args));
+    // The banner only informs: a closed stdout (`| head -1`) is no reason to stop serving,
+    // nor to panic as `println!` would.
+    let mut stdout = std::io::stdout();
+    let printed = writeln!(stdout, "{}", banner(&emu, &format!("http://{addr}"), &args))
+        .and_then(|()| stdout.flush());
+    if let Err(e) = printed {
+        tracing::warn!("emulator banner not printed: {e}");
+    }
     tokio::select! {
         r = emu.serve(listener) => r,
         _ = tokio::signal::ctrl_c() => Ok(()),

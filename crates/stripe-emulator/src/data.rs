@@ -10,13 +10,12 @@ use super::rng::Rng;
 use super::store::{Obj, ScopeData, Stream};
 use super::{API_VERSION, EVENT_RETENTION_SECS};
 
-const FIXTURES_JSON: &str =
-    include_str!("../../reference/stripe-openapi/fixtures3.2022-04-12.json");
+const FIXTURES_JSON: &str = include_str!("../reference/stripe-openapi/fixtures3.2022-04-12.json");
 
 /// Stripe's 2026 example objects of the core types (a charge is about 3.4 KB of JSON,
 /// against 1.9 KB in 2022), for data sets as large as today's objects.
 const FIXTURES_2026_JSON: &str =
-    include_str!("../../reference/stripe-openapi/fixtures3.2026-08-21.core.json");
+    include_str!("../reference/stripe-openapi/fixtures3.2026-08-21.core.json");
 
 const DAY: i64 = 86_400;
 
