@@ -229,10 +229,16 @@ pub(crate) fn serves(path: &str) -> bool {
 }
 
 /// Serves a child list endpoint; `None` when `path` is not one.
-pub(crate) fn serve(data: &ScopeData, path: &str, query: &str) -> Option<Result<String, ApiError>> {
+/// `version`: the request's `Stripe-Version`.
+pub(crate) fn serve(
+    data: &ScopeData,
+    version: &str,
+    path: &str,
+    query: &str,
+) -> Option<Result<String, ApiError>> {
     let params = parse_query(query);
-    if let Some(k) = kids::kid_for_path(path) {
-        return Some(kids::page(data, k, path, &params));
+    if let Some(k) = kids::kid_for(path, &params, version) {
+        return Some(k.and_then(|k| kids::page(data, k, path, &params)));
     }
     if path == "/v1/subscription_items" {
         return Some(subscription_items(data, &params));

@@ -19,7 +19,7 @@ use super::children::{EMBED_LIMIT, Page};
 use super::data::{BuildParams, Gen};
 use super::resources::{self, Src};
 use super::rng::Rng;
-use super::routes::ApiError;
+use super::routes::{ApiError, unknown_param};
 use super::store::{Collection, ScopeData, Stream};
 use super::{Change, ChangeKind};
 
@@ -68,7 +68,37 @@ pub(crate) struct Kid {
     /// advance then creates, updates (metadata) and deletes children with them, and
     /// the parent does not change.
     pub(crate) own_events: Option<[&'static str; 3]>,
+    /// A query parameter and its value that select this row among the rows sharing its
+    /// route (a connected account's `external_accounts`, `object=bank_account|card`);
+    /// the emulator requires it there.
+    pub(crate) filter: Option<(&'static str, &'static str)>,
+    /// The route's form is the supplement's from this `Stripe-Version` on; an older
+    /// version gets the 2022 spec's answer instead ([`Since`]).
+    pub(crate) since: Option<Since>,
 }
+
+/// Where an endpoint's parameters changed after the 2022 spec
+/// (`reference/stripe-openapi/supplement.2025-03-31.basil.json`).
+pub(crate) struct Since {
+    /// The first `Stripe-Version` (a date prefix) with the newer form.
+    pub(crate) version: &'static str,
+    /// The parameter that changed.
+    pub(crate) param: &'static str,
+    pub(crate) change: ParamChange,
+}
+
+/// How a parameter changed; an older version's request gets Stripe's 400 for the 2022
+/// form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ParamChange {
+    /// Required before (a customer's payment methods' `type`).
+    MadeOptional,
+    /// Unknown before (a connected account's external accounts' `object`).
+    Added,
+}
+
+/// The `Stripe-Version` sent where an endpoint needs a newer one.
+const NEWER_VERSION: &str = "2025-03-31.basil";
 
 fn always(_: &Value) -> bool {
     true
@@ -106,6 +136,8 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        filter: None,
+        since: None,
     },
     Kid {
         stream: "transfer_reversals",
@@ -132,6 +164,8 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        filter: None,
+        since: None,
     },
     Kid {
         stream: "checkout_sessions_line_items",
@@ -149,6 +183,8 @@ pub(crate) const KIDS: &[Kid] = &[
         eligible: always,
         attach: |_, _, _| None,
         own_events: None,
+        filter: None,
+        since: None,
     },
     Kid {
         stream: "setup_attempts",
@@ -180,6 +216,8 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        filter: None,
+        since: None,
     },
     Kid {
         stream: "payout_balance_transactions",
@@ -202,6 +240,8 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        filter: None,
+        since: None,
     },
     Kid {
         stream: "customer_balance_transactions",
@@ -228,6 +268,8 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        filter: None,
+        since: None,
     },
     Kid {
         stream: "bank_accounts",
@@ -249,6 +291,8 @@ pub(crate) const KIDS: &[Kid] = &[
             "customer.source.updated",
             "customer.source.deleted",
         ]),
+        filter: None,
+        since: None,
     },
     Kid {
         stream: "persons",
@@ -266,8 +310,92 @@ pub(crate) const KIDS: &[Kid] = &[
         eligible: always,
         attach: |_, _, _| None,
         own_events: Some(["person.created", "person.updated", "person.deleted"]),
+        filter: None,
+        since: None,
+    },
+    // Attached and detached with their own events; the list has every type only from
+    // 2025-03-31.basil on (before, `type` is required).
+    Kid {
+        stream: "payment_methods",
+        object: "payment_method",
+        prefix: "pm",
+        parent: Src::Stream(Stream::Customers),
+        store: Store::Own,
+        route: "/v1/customers/{customer}/payment_methods",
+        parent_param: None,
+        embedded: None,
+        points_at: Some("/customer"),
+        // The customers with a balance entry: no more customers pinned (never deleted).
+        built_one_in: 3,
+        with_parent: false,
+        event: None,
+        eligible: always,
+        attach: |_, _, _| None,
+        own_events: Some([
+            "payment_method.attached",
+            "payment_method.updated",
+            "payment_method.detached",
+        ]),
+        filter: None,
+        since: Some(Since {
+            version: "2025-03-31",
+            param: "type",
+            change: ParamChange::MadeOptional,
+        }),
+    },
+    // A connected account's external accounts, one row per object type on one route.
+    Kid {
+        stream: "external_account_bank_accounts",
+        object: "bank_account",
+        prefix: "ba",
+        parent: Src::Account,
+        store: Store::Own,
+        route: "/v1/accounts/{account}/external_accounts",
+        parent_param: None,
+        embedded: None,
+        points_at: Some("/account"),
+        built_one_in: 1,
+        with_parent: false,
+        event: None,
+        eligible: always,
+        attach: |_, _, _| None,
+        own_events: Some(EXTERNAL_ACCOUNT_EVENTS),
+        filter: Some(("object", "bank_account")),
+        since: Some(EXTERNAL_ACCOUNT_OBJECT),
+    },
+    Kid {
+        stream: "external_account_cards",
+        object: "card",
+        prefix: "card",
+        parent: Src::Account,
+        store: Store::Own,
+        route: "/v1/accounts/{account}/external_accounts",
+        parent_param: None,
+        embedded: None,
+        points_at: Some("/account"),
+        built_one_in: 1,
+        with_parent: false,
+        event: None,
+        eligible: always,
+        attach: |_, _, _| None,
+        own_events: Some(EXTERNAL_ACCOUNT_EVENTS),
+        filter: Some(("object", "card")),
+        since: Some(EXTERNAL_ACCOUNT_OBJECT),
     },
 ];
+
+const EXTERNAL_ACCOUNT_EVENTS: [&str; 3] = [
+    "account.external_account.created",
+    "account.external_account.updated",
+    "account.external_account.deleted",
+];
+
+/// The 2022 spec has no `object` filter on a connected account's external accounts.
+const EXTERNAL_ACCOUNT_OBJECT: Since = Since {
+    version: "2025-03-31",
+    param: "object",
+    change: ParamChange::Added,
+};
 
 /// Whether a row's parents are the platform's connected accounts (`Emulator::ids`
 /// lists them from the registry).
@@ -601,13 +729,75 @@ pub(crate) fn kid_for_path(path: &str) -> Option<&'static Kid> {
     })
 }
 
+/// The row that answers `GET path?params` at `version`: among the rows on the route,
+/// the one its [`Kid::filter`] selects.
+///
+/// # Errors
+/// An older version's answer where the route changed since ([`Since`]); no filter
+/// value where the route is shared.
+pub(crate) fn kid_for(
+    path: &str,
+    params: &[(String, String)],
+    version: &str,
+) -> Option<Result<&'static Kid, ApiError>> {
+    let first = kid_for_path(path)?;
+    if let Some(since) = first.since.as_ref().filter(|s| version < s.version) {
+        let sent = params.iter().any(|(k, _)| k == since.param);
+        match since.change {
+            ParamChange::MadeOptional if !sent => {
+                return Some(Err(ApiError::bad(format!(
+                    "Missing required param: {}.",
+                    since.param
+                ))
+                .param(since.param)));
+            }
+            ParamChange::Added if sent => return Some(Err(unknown_param(since.param))),
+            _ => {}
+        }
+    }
+    let Some((name, _)) = first.filter else {
+        return Some(Ok(first));
+    };
+    let value = params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str());
+    let rows = KIDS.iter().filter(|k| k.route == first.route);
+    let values: Vec<&str> = rows.clone().filter_map(|k| k.filter.map(|f| f.1)).collect();
+    Some(
+        rows.into_iter()
+            .find(|k| k.filter.map(|f| f.1) == value)
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "The emulator serves {} by `{name}`: pass {name}={}.",
+                    first.route,
+                    values.join(" or {name}=").replace("{name}", name)
+                ))
+                .param(name)
+            }),
+    )
+}
+
+/// The `Stripe-Version` a client must send to a child route whose form changed after
+/// the 2022 spec.
+pub(crate) fn version_for(path: &str) -> Option<&'static str> {
+    kid_for_path(path)
+        .and_then(|k| k.since.as_ref())
+        .map(|_| NEWER_VERSION)
+}
+
 pub(crate) fn page(
     data: &ScopeData,
     k: &Kid,
     path: &str,
     params: &[(String, String)],
 ) -> Result<String, ApiError> {
-    let filters: Vec<&str> = k.parent_param.into_iter().collect();
+    let filters: Vec<&str> = k
+        .parent_param
+        .into_iter()
+        .chain(k.filter.map(|f| f.0))
+        .chain(k.since.as_ref().map(|s| s.param))
+        .collect();
     let page = Page::parse(params, &filters)?;
     let parent_id = match k.parent_param {
         Some(name) => params
@@ -626,8 +816,19 @@ pub(crate) fn page(
     let param = k
         .parent_param
         .unwrap_or_else(|| route_param(k.route).trim_matches(|c| c == '{' || c == '}'));
-    let kids = kids_of(data, k, &parent_id)
+    let mut kids = kids_of(data, k, &parent_id)
         .ok_or_else(|| ApiError::missing(parent_object(k.parent), &parent_id, param))?;
+    // A filter (`object`, `type`) keeps the children whose field of that name has the value.
+    for name in k
+        .filter
+        .map(|f| f.0)
+        .into_iter()
+        .chain(k.since.as_ref().map(|s| s.param))
+    {
+        if let Some((_, value)) = params.iter().find(|(key, _)| key == name) {
+            kids.retain(|c| c[name] == value.as_str());
+        }
+    }
     page.render(path, kids)
 }
 
@@ -663,6 +864,8 @@ pub(crate) fn routes() -> Vec<(&'static str, Vec<&'static str>)> {
         .map(|k| {
             let mut params = vec!["ending_before", "expand", "limit", "starting_after"];
             params.extend(k.parent_param);
+            params.extend(k.filter.map(|f| f.0));
+            params.extend(k.since.as_ref().map(|s| s.param));
             params.sort_unstable();
             (k.route, params)
         })

@@ -31,6 +31,8 @@
 //! | checkout session line items (`kids.rs`) | one or two per session |
 //! | bank accounts (`kids.rs`) | one on every fourth customer |
 //! | persons (`kids.rs`) | one per connected account, in the platform's data |
+//! | payment methods (`kids.rs`) | one on every third customer |
+//! | external accounts (`kids.rs`) | a bank account and a card per connected account, in the platform's data |
 //!
 //! Live mode uses the same size as test mode; each connected account uses
 //! `max(size / 4, 10)`.

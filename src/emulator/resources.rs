@@ -620,6 +620,7 @@ pub fn version_for(path: &str) -> Option<&'static str> {
         .find(|r| path.starts_with(r.path))
         .and_then(|r| r.min_version)
         .map(|_| "2025-03-31.basil")
+        .or_else(|| super::kids::version_for(path.split('?').next().unwrap_or(path)))
 }
 
 /// The list routes with the query parameters each accepts (base names).

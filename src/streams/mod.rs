@@ -104,8 +104,10 @@ impl StreamDef {
         }
     }
 
+    /// An event saying the object is gone: `*.deleted`, or a payment method detached
+    /// from its customer (`payment_method.detached`: no longer in the customer's list).
     pub fn is_deletion(event_type: &str) -> bool {
-        event_type.ends_with(".deleted")
+        event_type.ends_with(".deleted") || event_type == "payment_method.detached"
     }
 }
 
@@ -906,6 +908,89 @@ pub const STREAMS: &[StreamDef] = &[
             deletable: true,
         }),
     },
+    // A customer's payment methods: not embedded; their changes come as their own
+    // `payment_method.*` events (a detached one is gone from the list: `is_deleted`).
+    // The 2022 spec requires `type` (one list per payment method type); from
+    // 2025-03-31.basil on it is optional and the list has every type, so one call per
+    // customer (`reference/stripe-openapi/supplement.2025-03-31.basil.json`).
+    StreamDef {
+        name: "payment_methods",
+        path: "/v1/customers/{id}/payment_methods",
+        object: "payment_method",
+        cursor: Some(Cursor::Updated),
+        event_types: &[
+            "payment_method.attached",
+            "payment_method.updated",
+            "payment_method.detached",
+            "payment_method.automatically_updated",
+        ],
+        query: &[],
+        single: false,
+        schema: schema!("payment_methods"),
+        created_filter: false,
+        stripe_version: Some("2025-03-31.basil"),
+        child: Some(Child {
+            parent: "customers",
+            embedded: None,
+            query: &[],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: "updated",
+            deletable: true,
+        }),
+    },
+    // A connected account's external accounts of one object type (`object`, a filter the
+    // 2022 spec lacks: 2025-03-31.basil, as for payment methods). An account embeds
+    // them only for a platform that controls it (not a Standard account linked by
+    // OAuth), so one call per account; their changes come as their own
+    // `account.external_account.*` events, routed by the object's type.
+    StreamDef {
+        name: "external_account_bank_accounts",
+        path: "/v1/accounts/{id}/external_accounts",
+        object: "bank_account",
+        cursor: Some(Cursor::Updated),
+        event_types: EXTERNAL_ACCOUNT_EVENTS,
+        query: &[],
+        single: false,
+        schema: schema!("external_account_bank_accounts"),
+        created_filter: false,
+        stripe_version: Some("2025-03-31.basil"),
+        child: Some(Child {
+            parent: "accounts",
+            embedded: None,
+            query: &[("object", "bank_account")],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: "updated",
+            deletable: true,
+        }),
+    },
+    StreamDef {
+        name: "external_account_cards",
+        path: "/v1/accounts/{id}/external_accounts",
+        object: "card",
+        cursor: Some(Cursor::Updated),
+        event_types: EXTERNAL_ACCOUNT_EVENTS,
+        query: &[],
+        single: false,
+        schema: schema!("external_account_cards"),
+        created_filter: false,
+        stripe_version: Some("2025-03-31.basil"),
+        child: Some(Child {
+            parent: "accounts",
+            embedded: None,
+            query: &[("object", "card")],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: "updated",
+            deletable: true,
+        }),
+    },
+];
+
+/// The events of a connected account's external accounts: a bank account's belong to
+/// `external_account_bank_accounts`, a card's to `external_account_cards`.
+const EXTERNAL_ACCOUNT_EVENTS: &[&str] = &[
+    "account.external_account.created",
+    "account.external_account.updated",
+    "account.external_account.deleted",
 ];
 
 /// The stream of that name (raw or commerce).
@@ -969,17 +1054,26 @@ mod tests {
         }
     }
 
+    /// An event goes to the stream of its type and its object's type: two streams share
+    /// an event type only for different objects (a connected account's bank accounts and
+    /// cards).
     #[test]
     fn each_event_type_belongs_to_one_stream() {
         let mut seen = std::collections::HashMap::new();
         for stream in STREAMS {
             for event_type in stream.event_types {
                 assert!(
-                    seen.insert(*event_type, stream.name).is_none(),
-                    "{event_type} is listed twice"
+                    seen.insert((*event_type, stream.object), stream.name)
+                        .is_none(),
+                    "{event_type} is listed twice for {}",
+                    stream.object
                 );
             }
         }
+        assert_eq!(
+            seen.get(&("account.external_account.created", "card")),
+            Some(&"external_account_cards")
+        );
     }
 
     /// Airbyte's Stripe source 6.1 as its discover reports it (name, key, cursor,
@@ -1015,15 +1109,7 @@ mod tests {
             .map(|a| a.0)
             .filter(|name| find(name).is_none())
             .collect();
-        assert_eq!(
-            missing,
-            [
-                "external_account_bank_accounts",
-                "external_account_cards",
-                "payment_methods",
-                "usage_records",
-            ]
-        );
+        assert_eq!(missing, ["usage_records"]);
     }
 
     /// A row reads with `created[gte|lt]` exactly where Stripe's spec lists `created`

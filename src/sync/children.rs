@@ -286,10 +286,12 @@ async fn children_of_page(
     heads: &[ParentHead<'_>],
 ) -> Result<Vec<String>, Error> {
     use futures::StreamExt;
+    // The row's `Stripe-Version` where its endpoint needs a newer one (payment methods).
+    let client = super::endpoints::client_for(ctx, def);
     let mut records = Vec::new();
     let mut calls = futures::stream::FuturesOrdered::new();
     for head in heads {
-        calls.push_back(children_of(ctx, def, head));
+        calls.push_back(children_of(ctx, &client, def, head));
         if calls.len() >= CHILD_CALLS_AT_ONCE
             && let Some(done) = calls.next().await
         {
@@ -306,6 +308,7 @@ async fn children_of_page(
 /// from the child endpoint when the embedded list says there is more.
 async fn children_of(
     ctx: &Ctx,
+    client: &crate::stripe::Client,
     def: &'static StreamDef,
     head: &ParentHead<'_>,
 ) -> Result<Vec<String>, Error> {
@@ -354,7 +357,7 @@ async fn children_of(
         if let Some(after) = &after {
             query.push(("starting_after", after.clone()));
         }
-        let page = match ctx.client.list(&path, &query).await {
+        let page = match client.list(&path, &query).await {
             Ok(page) => page,
             // The parent was deleted since its event or its list page (a customer
             // updated, then deleted): its children cannot be listed any more, and its

@@ -1098,7 +1098,10 @@ async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Err
         .map(|s| s.from)
         .min()
         .unwrap_or(ctx.events_until);
-    let types: Vec<&'static str> = streams
+    let mut types: Vec<&'static str> = Vec::new();
+    // Each type once: streams of different objects share some (a connected account's
+    // bank accounts and cards, `account.external_account.*`).
+    for kind in streams
         .iter()
         .flat_map(|s| s.def.event_types.iter().copied())
         .chain(
@@ -1106,7 +1109,11 @@ async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Err
                 .iter()
                 .flat_map(|s| children::own_event_types(&ctx.families, s.def.name)),
         )
-        .collect();
+    {
+        if !types.contains(&kind) {
+            types.push(kind);
+        }
+    }
     let shared: Arc<Vec<EventsStream>> = Arc::new(streams.to_vec());
     let mut done = InOrder::spawn_all(
         windows(from, ctx.events_until, EVENTS_WINDOW_SECS)
