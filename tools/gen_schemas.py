@@ -94,6 +94,7 @@ STREAMS = {
     "payment_methods": "payment_method",
     "external_account_bank_accounts": "bank_account",
     "external_account_cards": "card",
+    "usage_records": "usage_record_summary",
 }
 # Fields the connector adds to a child stream's records, as Airbyte's Stripe source 6.1
 # names them: its parent's id, and the parent's times (the cursor is the parent's `updated`).
@@ -162,6 +163,8 @@ PARENT_FIELDS = {
                     " created time of the account.external_account.* event that carried this version, or the"
                     " account's `updated` when read from the account's list."},
     },
+    # A subscription item's usage summaries: full refresh only, nothing added.
+    "usage_records": {},
     # Children that never change after creation: their own `created` is the cursor.
     "transfer_reversals": {},
     "setup_attempts": {},
@@ -173,7 +176,7 @@ DELETABLE_CHILDREN = {"invoice_line_items", "subscription_items", "bank_accounts
                       "external_account_cards"}
 # Streams that never change after creation (cursor `created`), or have no cursor.
 CREATED_STREAMS = {"account", "balance_transactions", "events", "file_links", "files",
-                   "shipping_rates"}
+                   "shipping_rates", "usage_records"}
 # Streams whose changes are learned through the Events API.
 EVENT_STREAMS = set(STREAMS) - CREATED_STREAMS
 CONNECTOR_FIELDS = {

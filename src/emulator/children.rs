@@ -163,6 +163,25 @@ fn parent_of(stream: &str) -> Option<Stream> {
     }
 }
 
+/// Every child of a child stream of this file, parents oldest first.
+pub(crate) fn objects(data: &ScopeData, stream: &str) -> Vec<Value> {
+    let Some(parent) = parent_of(stream) else {
+        return Vec::new();
+    };
+    data.col(parent)
+        .iter_asc()
+        .flat_map(|o| all_children(stream, &o.value()))
+        .collect()
+}
+
+/// The `object` of a child stream of this file.
+pub(crate) fn object_of(stream: &str) -> &'static str {
+    match stream {
+        "invoice_line_items" => "line_item",
+        _ => "subscription_item",
+    }
+}
+
 /// Ids of every child of a child stream, parents newest first (`None`: not a child
 /// stream).
 pub(crate) fn ids(data: &ScopeData, stream: &str) -> Option<Vec<String>> {

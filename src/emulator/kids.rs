@@ -382,6 +382,34 @@ pub(crate) const KIDS: &[Kid] = &[
         filter: Some(("object", "card")),
         since: Some(EXTERNAL_ACCOUNT_OBJECT),
     },
+    // A subscription item's usage record summaries: one per item at start; Stripe sends
+    // no event when usage is reported (the stream is full refresh only).
+    Kid {
+        stream: "usage_records",
+        object: "usage_record_summary",
+        prefix: "sis",
+        parent: Src::Child("subscription_items"),
+        store: Store::Own,
+        route: "/v1/subscription_items/{subscription_item}/usage_record_summaries",
+        parent_param: None,
+        embedded: None,
+        points_at: Some("/subscription_item"),
+        built_one_in: 1,
+        with_parent: false,
+        event: None,
+        eligible: always,
+        // The current period, from the item's creation, not billed yet.
+        attach: |item, summary, at| {
+            if let Some(summary) = summary {
+                summary["invoice"] = Value::Null;
+                summary["period"] = json!({"start": item["created"], "end": at});
+            }
+            None
+        },
+        own_events: None,
+        filter: None,
+        since: None,
+    },
 ];
 
 const EXTERNAL_ACCOUNT_EVENTS: [&str; 3] = [
@@ -411,7 +439,7 @@ fn parent_col(data: &ScopeData, src: Src) -> Option<&Collection> {
     match src {
         Src::Stream(s) => Some(data.col(s)),
         Src::Resource(name) => resources::collection(data, name),
-        Src::Account => None,
+        Src::Account | Src::Child(_) => None,
     }
 }
 
@@ -419,7 +447,8 @@ fn put_parent(data: &mut ScopeData, src: Src, v: &Value) {
     match src {
         Src::Stream(s) => data.put(s, v),
         Src::Resource(name) => resources::put(data, name, v),
-        Src::Account => {}
+        // A usage summary changes nothing of its subscription item.
+        Src::Account | Src::Child(_) => {}
     }
 }
 
@@ -428,6 +457,7 @@ fn parent_stream(src: Src) -> &'static str {
         Src::Stream(s) => s.name(),
         Src::Resource(name) => name,
         Src::Account => "accounts",
+        Src::Child(name) => name,
     }
 }
 
@@ -436,6 +466,7 @@ fn parent_object(src: Src) -> &'static str {
         Src::Stream(s) => s.object(),
         Src::Resource(name) => resources::find(name).map_or(name, |(_, r)| r.object),
         Src::Account => "account",
+        Src::Child(name) => super::children::object_of(name),
     }
 }
 
@@ -445,7 +476,13 @@ fn kids_of(data: &ScopeData, k: &Kid, parent_id: &str) -> Option<Vec<Value>> {
         // The platform keeps its connected accounts' children, one entry per account.
         return data.kids.get(k.stream)?.get(parent_id).cloned();
     }
-    parent_col(data, k.parent)?.get(parent_id)?;
+    if let Src::Child(name) = k.parent {
+        super::children::ids(data, name)?
+            .iter()
+            .find(|id| *id == parent_id)?;
+    } else {
+        parent_col(data, k.parent)?.get(parent_id)?;
+    }
     Some(match k.store {
         Store::Own => data
             .kids
@@ -558,6 +595,7 @@ pub(crate) fn build(g: &Gen<'_>, data: &mut ScopeData, p: &BuildParams, accounts
 fn parents(data: &ScopeData, k: &Kid, accounts: &[String]) -> Vec<Value> {
     match k.parent {
         Src::Account => accounts.iter().map(|id| json!({ "id": id })).collect(),
+        Src::Child(name) => super::children::objects(data, name),
         src => parent_col(data, src)
             .map(|c| c.iter_asc().map(|o| o.value()).collect())
             .unwrap_or_default(),
@@ -835,9 +873,12 @@ pub(crate) fn page(
 /// Ids of every child of a row's stream, parents newest first (`None`: not a row).
 pub(crate) fn ids(data: &ScopeData, stream: &str) -> Option<Vec<String>> {
     let k = kid(stream)?;
-    let parents: Vec<String> = parent_col(data, k.parent)
-        .map(|c| c.iter_desc().map(|o| o.id.clone()).collect())
-        .unwrap_or_default();
+    let parents: Vec<String> = match k.parent {
+        Src::Child(name) => super::children::ids(data, name).unwrap_or_default(),
+        src => parent_col(data, src)
+            .map(|c| c.iter_desc().map(|o| o.id.clone()).collect())
+            .unwrap_or_default(),
+    };
     Some(
         parents
             .iter()

@@ -32,6 +32,7 @@
 //! | bank accounts (`kids.rs`) | one on every fourth customer |
 //! | persons (`kids.rs`) | one per connected account, in the platform's data |
 //! | payment methods (`kids.rs`) | one on every third customer |
+//! | usage record summaries (`kids.rs`) | one per subscription item |
 //! | external accounts (`kids.rs`) | a bank account and a card per connected account, in the platform's data |
 //!
 //! Live mode uses the same size as test mode; each connected account uses

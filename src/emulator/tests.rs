@@ -332,6 +332,7 @@ async fn child_lists_validate_and_point_at_their_parent() {
                     resources::Src::Stream(s) => s.name(),
                     resources::Src::Resource(name) => name,
                     resources::Src::Account => "accounts",
+                    resources::Src::Child(name) => name,
                 };
                 for parent in emu.ids(&scope, parent_stream) {
                     let mut path = match k.parent_param {

@@ -73,10 +73,14 @@ pub struct Child {
     pub parent_fields: &'static [(&'static str, ParentField)],
     /// The cursor field: the parent's `updated`, under the name of `parent_fields`; or,
     /// for children that never change after creation (transfer reversals, setup
-    /// attempts, customer balance transactions), their own `created`.
-    pub cursor_field: &'static str,
+    /// attempts, customer balance transactions), their own `created`. `None`: full
+    /// refresh only (usage record summaries).
+    pub cursor_field: Option<&'static str>,
     /// Children of a deleted parent arrive with `is_deleted: true`.
     pub deletable: bool,
+    /// The records have a stable `id`, the primary key (a usage record summary's is
+    /// not: Airbyte's source declares none).
+    pub keyed: bool,
 }
 
 /// A value of the parent copied onto its children's records.
@@ -95,11 +99,19 @@ impl StreamDef {
         self.cursor.is_some()
     }
 
+    /// The primary key field, when the records have one.
+    pub fn primary_key(&self) -> Option<&'static str> {
+        match &self.child {
+            Some(child) if !child.keyed => None,
+            _ => Some("id"),
+        }
+    }
+
     /// The record field the cursor is in, as discover names it (a child's is its
     /// parent's `updated` under the child's name, e.g. `invoice_updated`).
     pub fn cursor_field(&self) -> Option<&'static str> {
         match &self.child {
-            Some(child) => self.cursor.map(|_| child.cursor_field),
+            Some(child) => self.cursor.and(child.cursor_field),
             None => self.cursor.map(Cursor::field),
         }
     }
@@ -697,8 +709,9 @@ pub const STREAMS: &[StreamDef] = &[
                 ("invoice_created", ParentField::Created),
                 ("invoice_updated", ParentField::Updated),
             ],
-            cursor_field: "invoice_updated",
+            cursor_field: Some("invoice_updated"),
             deletable: true,
+            keyed: true,
         }),
     },
     StreamDef {
@@ -717,8 +730,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: Some("items"),
             query: &[("subscription", "{id}")],
             parent_fields: &[("subscription_updated", ParentField::Updated)],
-            cursor_field: "subscription_updated",
+            cursor_field: Some("subscription_updated"),
             deletable: true,
+            keyed: true,
         }),
     },
     // Application fees embed their first 10 refunds in `refunds`.
@@ -738,8 +752,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: Some("refunds"),
             query: &[],
             parent_fields: &[("updated", ParentField::Updated)],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: false,
+            keyed: true,
         }),
     },
     // Transfers embed their first 10 reversals in `reversals`; a reversal never changes.
@@ -759,8 +774,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: Some("reversals"),
             query: &[],
             parent_fields: &[],
-            cursor_field: "created",
+            cursor_field: Some("created"),
             deletable: false,
+            keyed: true,
         }),
     },
     // Sessions do not embed their line items (only `expand[]=line_items` would).
@@ -788,8 +804,9 @@ pub const STREAMS: &[StreamDef] = &[
                 ),
                 ("checkout_session_updated", ParentField::Updated),
             ],
-            cursor_field: "checkout_session_updated",
+            cursor_field: Some("checkout_session_updated"),
             deletable: false,
+            keyed: true,
         }),
     },
     // `setup_intent` is a required parameter; an attempt never changes.
@@ -809,8 +826,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[("setup_intent", "{id}")],
             parent_fields: &[],
-            cursor_field: "created",
+            cursor_field: Some("created"),
             deletable: false,
+            keyed: true,
         }),
     },
     // The balance transactions a payout paid out.
@@ -833,8 +851,9 @@ pub const STREAMS: &[StreamDef] = &[
                 ("payout", ParentField::Id),
                 ("updated", ParentField::Updated),
             ],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: false,
+            keyed: true,
         }),
     },
     // A customer's balance ledger; an entry never changes, and a new one changes the
@@ -855,8 +874,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[],
             parent_fields: &[],
-            cursor_field: "created",
+            cursor_field: Some("created"),
             deletable: false,
+            keyed: true,
         }),
     },
     // A customer's bank accounts (sources): not embedded without `expand[]=data.sources`;
@@ -882,8 +902,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[],
             parent_fields: &[("updated", ParentField::Updated)],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: true,
+            keyed: true,
         }),
     },
     // A connected account's persons: not embedded; their changes come as their own
@@ -904,8 +925,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[],
             parent_fields: &[("updated", ParentField::Updated)],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: true,
+            keyed: true,
         }),
     },
     // A customer's payment methods: not embedded; their changes come as their own
@@ -934,8 +956,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[],
             parent_fields: &[("updated", ParentField::Updated)],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: true,
+            keyed: true,
         }),
     },
     // A connected account's external accounts of one object type (`object`, a filter the
@@ -959,8 +982,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[("object", "bank_account")],
             parent_fields: &[("updated", ParentField::Updated)],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: true,
+            keyed: true,
         }),
     },
     StreamDef {
@@ -979,8 +1003,34 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[("object", "card")],
             parent_fields: &[("updated", ParentField::Updated)],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: true,
+            keyed: true,
+        }),
+    },
+    // A subscription item's usage record summaries (a grandchild: subscriptions →
+    // subscription items → summaries, one list of subscriptions feeding both). Stripe
+    // sends no event when usage is reported, so full refresh only, as Airbyte's; the
+    // endpoint is gone from 2025-03-31.basil on (the configured version is sent).
+    StreamDef {
+        name: "usage_records",
+        path: "/v1/subscription_items/{id}/usage_record_summaries",
+        object: "usage_record_summary",
+        cursor: None,
+        event_types: &[],
+        query: &[],
+        single: false,
+        schema: schema!("usage_records"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "subscription_items",
+            embedded: None,
+            query: &[],
+            parent_fields: &[],
+            cursor_field: None,
+            deletable: false,
+            keyed: false,
         }),
     },
 ];
@@ -1029,12 +1079,22 @@ mod tests {
                 // A child learns its changes from its parent's events, and from its own
                 // where Stripe has them (then it is deletable: `*.deleted` events).
                 let parent = find(child.parent).expect("the parent is a row");
-                assert!(parent.child.is_none(), "{}: one level", stream.name);
+                // At most two levels: a grandchild's parent hangs off a top-level row.
+                if let Some(up) = &parent.child {
+                    let root = find(up.parent).expect("the grandparent is a row");
+                    assert!(root.child.is_none(), "{}: two levels at most", stream.name);
+                }
                 if !stream.event_types.is_empty() {
                     assert!(child.deletable, "{}", stream.name);
-                    assert_eq!(child.cursor_field, "updated", "{}", stream.name);
+                    assert_eq!(child.cursor_field, Some("updated"), "{}", stream.name);
                 }
-                assert_eq!(stream.cursor, parent.cursor, "{}", stream.name);
+                // Incremental with its parent, or full refresh only.
+                assert!(
+                    stream.cursor.is_none() || stream.cursor == parent.cursor,
+                    "{}",
+                    stream.name
+                );
+                assert_eq!(stream.cursor.is_some(), child.cursor_field.is_some());
                 assert_eq!(
                     props["is_deleted"].is_object(),
                     child.deletable,
@@ -1094,22 +1154,30 @@ mod tests {
     fn rows_match_airbytes_streams() {
         let airbyte = airbyte_streams();
         assert_eq!(airbyte.len(), 48);
+        // `-`: none.
+        let field = |f: &'static str| (f != "-").then_some(f);
         for stream in STREAMS.iter().filter(|s| s.name != "account") {
             let (_, key, cursor, modes) = airbyte
                 .iter()
                 .find(|a| a.0 == stream.name)
                 .unwrap_or_else(|| panic!("{} is one of Airbyte's streams", stream.name));
-            assert_eq!(*key, "id", "{}", stream.name);
-            assert_eq!(Some(*cursor), stream.cursor_field(), "{}", stream.name);
-            assert_eq!(*modes, "full_refresh,incremental", "{}", stream.name);
+            assert_eq!(field(key), stream.primary_key(), "{}", stream.name);
+            assert_eq!(field(cursor), stream.cursor_field(), "{}", stream.name);
+            let ours = if stream.supports_incremental() {
+                "full_refresh,incremental"
+            } else {
+                "full_refresh"
+            };
+            assert_eq!(*modes, ours, "{}", stream.name);
         }
-        // What is not here yet: the other child streams (issue 10).
+        // Every one of Airbyte's streams is a row.
         let missing: Vec<&str> = airbyte
             .iter()
             .map(|a| a.0)
             .filter(|name| find(name).is_none())
             .collect();
-        assert_eq!(missing, ["usage_records"]);
+        assert_eq!(missing, Vec::<&str>::new());
+        assert_eq!(STREAMS.len(), 49, "Airbyte's 48 and `account`");
     }
 
     /// A row reads with `created[gte|lt]` exactly where Stripe's spec lists `created`
