@@ -46,6 +46,7 @@ mod connect;
 mod data;
 mod faults;
 mod golden;
+mod kid_rows;
 mod kids;
 mod resources;
 mod rng;
