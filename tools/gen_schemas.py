@@ -91,6 +91,10 @@ STREAMS = {
     "customer_balance_transactions": "customer_balance_transaction",
     "bank_accounts": "bank_account",
     "persons": "person",
+    "payment_methods": "payment_method",
+    "external_account_bank_accounts": "bank_account",
+    "external_account_cards": "card",
+    "usage_records": "usage_record_summary",
 }
 # Fields the connector adds to a child stream's records, as Airbyte's Stripe source 6.1
 # names them: its parent's id, and the parent's times (the cursor is the parent's `updated`).
@@ -141,16 +145,38 @@ PARENT_FIELDS = {
                     " created time of the person.* event that carried this version, or the"
                     " account's `updated` when read from the account's list."},
     },
+    "payment_methods": {
+        "updated": {"type": ["null", "integer"], "format": "unix-time",
+                    "description": "Unix seconds of the last change the connector saw: the"
+                    " created time of the payment_method.* event that carried this version, or the"
+                    " customer's `updated` when read from the customer's list."},
+    },
+    "external_account_bank_accounts": {
+        "updated": {"type": ["null", "integer"], "format": "unix-time",
+                    "description": "Unix seconds of the last change the connector saw: the"
+                    " created time of the account.external_account.* event that carried this version, or the"
+                    " account's `updated` when read from the account's list."},
+    },
+    "external_account_cards": {
+        "updated": {"type": ["null", "integer"], "format": "unix-time",
+                    "description": "Unix seconds of the last change the connector saw: the"
+                    " created time of the account.external_account.* event that carried this version, or the"
+                    " account's `updated` when read from the account's list."},
+    },
+    # A subscription item's usage summaries: full refresh only, nothing added.
+    "usage_records": {},
     # Children that never change after creation: their own `created` is the cursor.
     "transfer_reversals": {},
     "setup_attempts": {},
     "customer_balance_transactions": {},
 }
 # Child streams whose records arrive with `is_deleted` when their parent is deleted.
-DELETABLE_CHILDREN = {"invoice_line_items", "subscription_items", "bank_accounts", "persons"}
+DELETABLE_CHILDREN = {"invoice_line_items", "subscription_items", "bank_accounts", "persons",
+                      "payment_methods", "external_account_bank_accounts",
+                      "external_account_cards"}
 # Streams that never change after creation (cursor `created`), or have no cursor.
 CREATED_STREAMS = {"account", "balance_transactions", "events", "file_links", "files",
-                   "shipping_rates"}
+                   "shipping_rates", "usage_records"}
 # Streams whose changes are learned through the Events API.
 EVENT_STREAMS = set(STREAMS) - CREATED_STREAMS
 CONNECTOR_FIELDS = {

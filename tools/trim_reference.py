@@ -31,7 +31,7 @@ OBJECTS = [
     "subscription_schedule", "topup", "transfer",
     # issue 10, child streams
     "fee_refund", "transfer_reversal", "item", "setup_attempt", "customer_balance_transaction",
-    "bank_account", "person",
+    "bank_account", "person", "payment_method", "card", "usage_record_summary",
 ]
 PATHS = [
     "/v1/account", "/v1/accounts", "/v1/customers", "/v1/charges", "/v1/payment_intents",
@@ -48,6 +48,9 @@ PATHS = [
     "/v1/checkout/sessions/{session}/line_items", "/v1/setup_attempts",
     "/v1/customers/{customer}/balance_transactions", "/v1/customers/{customer}/bank_accounts",
     "/v1/accounts/{account}/persons",
+    "/v1/subscription_items/{subscription_item}/usage_record_summaries",
+    # (the supplement's newer forms of /v1/customers/{customer}/payment_methods and
+    # /v1/accounts/{account}/external_accounts replace the 2022 ones)
 ]
 # Where Stripe's files go: the emulator's crate carries them.
 OPENAPI = "crates/stripe-emulator/reference/stripe-openapi"

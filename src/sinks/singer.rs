@@ -2,7 +2,8 @@
 //! in a real run), for Meltano and other Singer runners.
 //!
 //! - A stream's SCHEMA comes when the stream starts, before its first RECORD: its JSON
-//!   schema, `key_properties` `["id"]` and its cursor as `bookmark_properties`.
+//!   schema, `key_properties` `["id"]` (none for a stream without a key) and its cursor
+//!   as `bookmark_properties`.
 //! - A RECORD's `record` is the same object the Airbyte mode emits, copied verbatim,
 //!   with `time_extracted` (RFC 3339, UTC).
 //! - Singer runners keep only the last STATE, so every STATE carries the cursors of
@@ -69,7 +70,10 @@ impl<W: Write> SingerLines<W> {
             "type": "SCHEMA",
             "stream": stream,
             "schema": def.map_or(json!({}), streams::singer::schema),
-            "key_properties": ["id"],
+            "key_properties": def
+                .map_or(Some("id"), |d| d.primary_key())
+                .into_iter()
+                .collect::<Vec<_>>(),
         });
         if let Some(cursor) = def.and_then(|d| d.cursor_field()) {
             message["bookmark_properties"] = json!([cursor]);

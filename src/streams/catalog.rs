@@ -35,14 +35,6 @@ pub enum Error {
     #[error("the catalog selects no streams")]
     Empty,
     #[error(
-        "stream `{child}` is read with its parent `{parent}`, and `{other}` is selected in another sync_mode; select `{parent}` and its child streams in the same sync_mode"
-    )]
-    MixedFamily {
-        child: String,
-        other: String,
-        parent: String,
-    },
-    #[error(
         "--streams names stream `{name}`, which this connector does not have; streams: {known}"
     )]
     UnknownStreamName { name: String, known: String },
@@ -91,9 +83,11 @@ pub fn discover() -> Value {
                 } else {
                     json!(["full_refresh"])
                 },
-                "source_defined_primary_key": [["id"]],
                 "is_resumable": stream.supports_incremental(),
             });
+            if let Some(key) = stream.primary_key() {
+                entry["source_defined_primary_key"] = json!([[key]]);
+            }
             if let Some(cursor) = stream.cursor_field() {
                 entry["source_defined_cursor"] = json!(true);
                 entry["default_cursor_field"] = json!([cursor]);

@@ -73,10 +73,14 @@ pub struct Child {
     pub parent_fields: &'static [(&'static str, ParentField)],
     /// The cursor field: the parent's `updated`, under the name of `parent_fields`; or,
     /// for children that never change after creation (transfer reversals, setup
-    /// attempts, customer balance transactions), their own `created`.
-    pub cursor_field: &'static str,
+    /// attempts, customer balance transactions), their own `created`. `None`: full
+    /// refresh only (usage record summaries).
+    pub cursor_field: Option<&'static str>,
     /// Children of a deleted parent arrive with `is_deleted: true`.
     pub deletable: bool,
+    /// The records have a stable `id`, the primary key (a usage record summary's is
+    /// not: Airbyte's source declares none).
+    pub keyed: bool,
 }
 
 /// A value of the parent copied onto its children's records.
@@ -95,17 +99,27 @@ impl StreamDef {
         self.cursor.is_some()
     }
 
+    /// The primary key field, when the records have one.
+    pub fn primary_key(&self) -> Option<&'static str> {
+        match &self.child {
+            Some(child) if !child.keyed => None,
+            _ => Some("id"),
+        }
+    }
+
     /// The record field the cursor is in, as discover names it (a child's is its
     /// parent's `updated` under the child's name, e.g. `invoice_updated`).
     pub fn cursor_field(&self) -> Option<&'static str> {
         match &self.child {
-            Some(child) => self.cursor.map(|_| child.cursor_field),
+            Some(child) => self.cursor.and(child.cursor_field),
             None => self.cursor.map(Cursor::field),
         }
     }
 
+    /// An event saying the object is gone: `*.deleted`, or a payment method detached
+    /// from its customer (`payment_method.detached`: no longer in the customer's list).
     pub fn is_deletion(event_type: &str) -> bool {
-        event_type.ends_with(".deleted")
+        event_type.ends_with(".deleted") || event_type == "payment_method.detached"
     }
 }
 
@@ -695,8 +709,9 @@ pub const STREAMS: &[StreamDef] = &[
                 ("invoice_created", ParentField::Created),
                 ("invoice_updated", ParentField::Updated),
             ],
-            cursor_field: "invoice_updated",
+            cursor_field: Some("invoice_updated"),
             deletable: true,
+            keyed: true,
         }),
     },
     StreamDef {
@@ -715,8 +730,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: Some("items"),
             query: &[("subscription", "{id}")],
             parent_fields: &[("subscription_updated", ParentField::Updated)],
-            cursor_field: "subscription_updated",
+            cursor_field: Some("subscription_updated"),
             deletable: true,
+            keyed: true,
         }),
     },
     // Application fees embed their first 10 refunds in `refunds`.
@@ -736,8 +752,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: Some("refunds"),
             query: &[],
             parent_fields: &[("updated", ParentField::Updated)],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: false,
+            keyed: true,
         }),
     },
     // Transfers embed their first 10 reversals in `reversals`; a reversal never changes.
@@ -757,8 +774,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: Some("reversals"),
             query: &[],
             parent_fields: &[],
-            cursor_field: "created",
+            cursor_field: Some("created"),
             deletable: false,
+            keyed: true,
         }),
     },
     // Sessions do not embed their line items (only `expand[]=line_items` would).
@@ -786,8 +804,9 @@ pub const STREAMS: &[StreamDef] = &[
                 ),
                 ("checkout_session_updated", ParentField::Updated),
             ],
-            cursor_field: "checkout_session_updated",
+            cursor_field: Some("checkout_session_updated"),
             deletable: false,
+            keyed: true,
         }),
     },
     // `setup_intent` is a required parameter; an attempt never changes.
@@ -807,8 +826,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[("setup_intent", "{id}")],
             parent_fields: &[],
-            cursor_field: "created",
+            cursor_field: Some("created"),
             deletable: false,
+            keyed: true,
         }),
     },
     // The balance transactions a payout paid out.
@@ -831,8 +851,9 @@ pub const STREAMS: &[StreamDef] = &[
                 ("payout", ParentField::Id),
                 ("updated", ParentField::Updated),
             ],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: false,
+            keyed: true,
         }),
     },
     // A customer's balance ledger; an entry never changes, and a new one changes the
@@ -853,8 +874,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[],
             parent_fields: &[],
-            cursor_field: "created",
+            cursor_field: Some("created"),
             deletable: false,
+            keyed: true,
         }),
     },
     // A customer's bank accounts (sources): not embedded without `expand[]=data.sources`;
@@ -880,8 +902,9 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[],
             parent_fields: &[("updated", ParentField::Updated)],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: true,
+            keyed: true,
         }),
     },
     // A connected account's persons: not embedded; their changes come as their own
@@ -902,10 +925,122 @@ pub const STREAMS: &[StreamDef] = &[
             embedded: None,
             query: &[],
             parent_fields: &[("updated", ParentField::Updated)],
-            cursor_field: "updated",
+            cursor_field: Some("updated"),
             deletable: true,
+            keyed: true,
         }),
     },
+    // A customer's payment methods: not embedded; their changes come as their own
+    // `payment_method.*` events (a detached one is gone from the list: `is_deleted`).
+    // The 2022 spec requires `type` (one list per payment method type); from
+    // 2025-03-31.basil on it is optional and the list has every type, so one call per
+    // customer (`reference/stripe-openapi/supplement.2025-03-31.basil.json`).
+    StreamDef {
+        name: "payment_methods",
+        path: "/v1/customers/{id}/payment_methods",
+        object: "payment_method",
+        cursor: Some(Cursor::Updated),
+        event_types: &[
+            "payment_method.attached",
+            "payment_method.updated",
+            "payment_method.detached",
+            "payment_method.automatically_updated",
+        ],
+        query: &[],
+        single: false,
+        schema: schema!("payment_methods"),
+        created_filter: false,
+        stripe_version: Some("2025-03-31.basil"),
+        child: Some(Child {
+            parent: "customers",
+            embedded: None,
+            query: &[],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: Some("updated"),
+            deletable: true,
+            keyed: true,
+        }),
+    },
+    // A connected account's external accounts of one object type (`object`, a filter the
+    // 2022 spec lacks: 2025-03-31.basil, as for payment methods). An account embeds
+    // them only for a platform that controls it (not a Standard account linked by
+    // OAuth), so one call per account; their changes come as their own
+    // `account.external_account.*` events, routed by the object's type.
+    StreamDef {
+        name: "external_account_bank_accounts",
+        path: "/v1/accounts/{id}/external_accounts",
+        object: "bank_account",
+        cursor: Some(Cursor::Updated),
+        event_types: EXTERNAL_ACCOUNT_EVENTS,
+        query: &[],
+        single: false,
+        schema: schema!("external_account_bank_accounts"),
+        created_filter: false,
+        stripe_version: Some("2025-03-31.basil"),
+        child: Some(Child {
+            parent: "accounts",
+            embedded: None,
+            query: &[("object", "bank_account")],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: Some("updated"),
+            deletable: true,
+            keyed: true,
+        }),
+    },
+    StreamDef {
+        name: "external_account_cards",
+        path: "/v1/accounts/{id}/external_accounts",
+        object: "card",
+        cursor: Some(Cursor::Updated),
+        event_types: EXTERNAL_ACCOUNT_EVENTS,
+        query: &[],
+        single: false,
+        schema: schema!("external_account_cards"),
+        created_filter: false,
+        stripe_version: Some("2025-03-31.basil"),
+        child: Some(Child {
+            parent: "accounts",
+            embedded: None,
+            query: &[("object", "card")],
+            parent_fields: &[("updated", ParentField::Updated)],
+            cursor_field: Some("updated"),
+            deletable: true,
+            keyed: true,
+        }),
+    },
+    // A subscription item's usage record summaries (a grandchild: subscriptions →
+    // subscription items → summaries, one list of subscriptions feeding both). Stripe
+    // sends no event when usage is reported, so full refresh only, as Airbyte's; the
+    // endpoint is gone from 2025-03-31.basil on (the configured version is sent).
+    StreamDef {
+        name: "usage_records",
+        path: "/v1/subscription_items/{id}/usage_record_summaries",
+        object: "usage_record_summary",
+        cursor: None,
+        event_types: &[],
+        query: &[],
+        single: false,
+        schema: schema!("usage_records"),
+        created_filter: false,
+        stripe_version: None,
+        child: Some(Child {
+            parent: "subscription_items",
+            embedded: None,
+            query: &[],
+            parent_fields: &[],
+            cursor_field: None,
+            deletable: false,
+            keyed: false,
+        }),
+    },
+];
+
+/// The events of a connected account's external accounts: a bank account's belong to
+/// `external_account_bank_accounts`, a card's to `external_account_cards`.
+const EXTERNAL_ACCOUNT_EVENTS: &[&str] = &[
+    "account.external_account.created",
+    "account.external_account.updated",
+    "account.external_account.deleted",
 ];
 
 /// The stream of that name (raw or commerce).
@@ -944,12 +1079,22 @@ mod tests {
                 // A child learns its changes from its parent's events, and from its own
                 // where Stripe has them (then it is deletable: `*.deleted` events).
                 let parent = find(child.parent).expect("the parent is a row");
-                assert!(parent.child.is_none(), "{}: one level", stream.name);
+                // At most two levels: a grandchild's parent hangs off a top-level row.
+                if let Some(up) = &parent.child {
+                    let root = find(up.parent).expect("the grandparent is a row");
+                    assert!(root.child.is_none(), "{}: two levels at most", stream.name);
+                }
                 if !stream.event_types.is_empty() {
                     assert!(child.deletable, "{}", stream.name);
-                    assert_eq!(child.cursor_field, "updated", "{}", stream.name);
+                    assert_eq!(child.cursor_field, Some("updated"), "{}", stream.name);
                 }
-                assert_eq!(stream.cursor, parent.cursor, "{}", stream.name);
+                // Incremental with its parent, or full refresh only.
+                assert!(
+                    stream.cursor.is_none() || stream.cursor == parent.cursor,
+                    "{}",
+                    stream.name
+                );
+                assert_eq!(stream.cursor.is_some(), child.cursor_field.is_some());
                 assert_eq!(
                     props["is_deleted"].is_object(),
                     child.deletable,
@@ -969,17 +1114,26 @@ mod tests {
         }
     }
 
+    /// An event goes to the stream of its type and its object's type: two streams share
+    /// an event type only for different objects (a connected account's bank accounts and
+    /// cards).
     #[test]
     fn each_event_type_belongs_to_one_stream() {
         let mut seen = std::collections::HashMap::new();
         for stream in STREAMS {
             for event_type in stream.event_types {
                 assert!(
-                    seen.insert(*event_type, stream.name).is_none(),
-                    "{event_type} is listed twice"
+                    seen.insert((*event_type, stream.object), stream.name)
+                        .is_none(),
+                    "{event_type} is listed twice for {}",
+                    stream.object
                 );
             }
         }
+        assert_eq!(
+            seen.get(&("account.external_account.created", "card")),
+            Some(&"external_account_cards")
+        );
     }
 
     /// Airbyte's Stripe source 6.1 as its discover reports it (name, key, cursor,
@@ -1000,30 +1154,30 @@ mod tests {
     fn rows_match_airbytes_streams() {
         let airbyte = airbyte_streams();
         assert_eq!(airbyte.len(), 48);
+        // `-`: none.
+        let field = |f: &'static str| (f != "-").then_some(f);
         for stream in STREAMS.iter().filter(|s| s.name != "account") {
             let (_, key, cursor, modes) = airbyte
                 .iter()
                 .find(|a| a.0 == stream.name)
                 .unwrap_or_else(|| panic!("{} is one of Airbyte's streams", stream.name));
-            assert_eq!(*key, "id", "{}", stream.name);
-            assert_eq!(Some(*cursor), stream.cursor_field(), "{}", stream.name);
-            assert_eq!(*modes, "full_refresh,incremental", "{}", stream.name);
+            assert_eq!(field(key), stream.primary_key(), "{}", stream.name);
+            assert_eq!(field(cursor), stream.cursor_field(), "{}", stream.name);
+            let ours = if stream.supports_incremental() {
+                "full_refresh,incremental"
+            } else {
+                "full_refresh"
+            };
+            assert_eq!(*modes, ours, "{}", stream.name);
         }
-        // What is not here yet: the other child streams (issue 10).
+        // Every one of Airbyte's streams is a row.
         let missing: Vec<&str> = airbyte
             .iter()
             .map(|a| a.0)
             .filter(|name| find(name).is_none())
             .collect();
-        assert_eq!(
-            missing,
-            [
-                "external_account_bank_accounts",
-                "external_account_cards",
-                "payment_methods",
-                "usage_records",
-            ]
-        );
+        assert_eq!(missing, Vec::<&str>::new());
+        assert_eq!(STREAMS.len(), 49, "Airbyte's 48 and `account`");
     }
 
     /// A row reads with `created[gte|lt]` exactly where Stripe's spec lists `created`

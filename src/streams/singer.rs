@@ -88,7 +88,7 @@ fn entry(stream: &StreamDef) -> Value {
     let mut top = json!({
         "inclusion": "available",
         "selected-by-default": true,
-        "table-key-properties": ["id"],
+        "table-key-properties": stream.primary_key().into_iter().collect::<Vec<_>>(),
         "valid-replication-keys": cursor.map_or_else(Vec::new, |c| vec![c]),
     });
     match cursor {
@@ -114,7 +114,7 @@ fn entry(stream: &StreamDef) -> Value {
         "tap_stream_id": stream.name,
         "stream": stream.name,
         "schema": schema,
-        "key_properties": ["id"],
+        "key_properties": stream.primary_key().into_iter().collect::<Vec<_>>(),
         "metadata": metadata,
     });
     if let Some(cursor) = cursor {

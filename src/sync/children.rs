@@ -5,7 +5,12 @@
 //! [`Child`](crate::streams::Child). This file owns:
 //! - the families: a selected child is read through its parent, which is listed once per
 //!   sync for itself (when selected) and every selected child of it, and listed for the
-//!   children alone when it is not selected ([`fold`]);
+//!   children alone when it is not selected ([`fold`]); a grandchild (a subscription
+//!   item's usage summaries) is a child of its parent's family, itself a child of the
+//!   top-level row's, so one list of that row feeds every level;
+//! - the groups: a family shares one read in one sync mode, so the selected streams are
+//!   read in a group per mode ([`by_mode`]), a child in another mode than its parent
+//!   with a read of the parent of its own;
 //! - the child records: the parent's embedded first page used as it is, the child
 //!   endpoint called only when that list says `has_more` (an event's object cuts nested
 //!   lists at 10) or the parent does not embed it, the parent's fields added (Airbyte's
@@ -25,8 +30,6 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::{Ctx, Error, PAGE_LIMIT, PlannedStream, StreamResults, copy_error};
-use crate::streams::catalog;
-#[cfg(test)]
 use crate::streams::catalog::SyncMode;
 use crate::streams::{ParentField, StreamDef};
 use crate::sync::state::StreamState;
@@ -42,35 +45,36 @@ pub(super) struct Family {
 /// Families by parent stream name.
 pub(super) type Families = HashMap<&'static str, Family>;
 
-/// Every member of a family must be read in the same sync mode: they share one read.
-///
-/// # Errors
-/// A child selected in another mode than its parent, or than a sibling.
-pub(super) fn check_modes(streams: &[PlannedStream]) -> Result<(), catalog::Error> {
-    for stream in streams {
-        let Some(child) = &stream.def.child else {
-            continue;
-        };
-        let siblings = streams.iter().filter(|s| {
-            s.def
-                .child
-                .as_ref()
-                .is_some_and(|c| c.parent == child.parent)
-                || s.def.name == child.parent
-        });
-        if let Some(other) = siblings.into_iter().find(|s| s.mode != stream.mode) {
-            return Err(catalog::Error::MixedFamily {
-                child: stream.def.name.to_owned(),
-                other: other.def.name.to_owned(),
-                parent: child.parent.to_owned(),
-            });
+/// The selected streams in groups of one sync mode each, a full refresh only stream
+/// (no cursor) with the full refreshes: a family shares one read, so a child selected in
+/// another mode than its parent gets a read of the parent of its own, in its mode.
+pub(super) fn by_mode(streams: &[PlannedStream]) -> Vec<Vec<PlannedStream>> {
+    let mode = |s: &PlannedStream| match s.def.cursor {
+        Some(_) => s.mode,
+        None => SyncMode::FullRefresh,
+    };
+    let mut groups: Vec<Vec<PlannedStream>> = Vec::new();
+    for wanted in [SyncMode::Incremental, SyncMode::FullRefresh] {
+        let group: Vec<PlannedStream> = streams
+            .iter()
+            .filter(|s| mode(s) == wanted)
+            .map(|s| PlannedStream {
+                def: s.def,
+                mode: s.mode,
+            })
+            .collect();
+        if !group.is_empty() {
+            groups.push(group);
         }
     }
-    Ok(())
+    groups
 }
 
 /// The streams to read: the selected ones with their children folded into their parent
 /// (a parent not selected is read for its children, in their mode), and the families.
+/// A grandchild (a subscription item's usage summaries) is a child of its parent's
+/// family, which hangs off the top-level row as one of its children, selected or not:
+/// one list of the top-level parent feeds every level.
 pub(super) fn fold(streams: &[PlannedStream]) -> (Vec<PlannedStream>, Families) {
     let mut out: Vec<PlannedStream> = streams
         .iter()
@@ -80,42 +84,47 @@ pub(super) fn fold(streams: &[PlannedStream]) -> (Vec<PlannedStream>, Families) 
             mode: s.mode,
         })
         .collect();
+    let selected = |name: &str| streams.iter().any(|s| s.def.name == name);
     let mut families = Families::new();
-    for stream in streams {
-        let Some(child) = &stream.def.child else {
-            continue;
-        };
-        // The table test proves every parent is a row.
-        let Some(parent) = crate::streams::find(child.parent) else {
-            continue;
-        };
-        let selected = out.iter().any(|p| p.def.name == parent.name);
-        let family = families.entry(parent.name).or_insert_with(|| Family {
-            children: Vec::new(),
-            emit_parent: selected,
-        });
-        family.children.push(stream.def);
-        if !selected {
-            out.push(PlannedStream {
-                def: parent,
-                mode: stream.mode,
+    for stream in streams.iter().filter(|s| s.def.child.is_some()) {
+        let mut def = stream.def;
+        // Up the tree: each level a child of its parent's family, until a top-level row.
+        while let Some(child) = &def.child {
+            // The table test proves every parent is a row.
+            let Some(parent) = crate::streams::find(child.parent) else {
+                break;
+            };
+            let family = families.entry(parent.name).or_insert_with(|| Family {
+                children: Vec::new(),
+                emit_parent: selected(parent.name),
             });
+            if !family.children.iter().any(|c| c.name == def.name) {
+                family.children.push(def);
+            }
+            if parent.child.is_none() && !out.iter().any(|p| p.def.name == parent.name) {
+                out.push(PlannedStream {
+                    def: parent,
+                    mode: stream.mode,
+                });
+            }
+            def = parent;
         }
     }
     (out, families)
 }
 
-/// The streams whose saved state a family's read starts from: the parent (when
-/// selected) and its children.
-fn members<'a>(
-    parent: &'static str,
-    family: &'a Family,
-) -> impl Iterator<Item = &'static str> + 'a {
-    family
-        .emit_parent
-        .then_some(parent)
-        .into_iter()
-        .chain(family.children.iter().map(|c| c.name))
+/// The selected streams a read of `parent`'s family serves: the parent (when selected),
+/// then its children, and theirs (a child that is a family itself: its selected
+/// members).
+fn members(parent: &'static str, families: &Families) -> Vec<&'static str> {
+    let Some(family) = families.get(parent) else {
+        return vec![parent];
+    };
+    let mut out: Vec<&'static str> = family.emit_parent.then_some(parent).into_iter().collect();
+    for child in &family.children {
+        out.extend(members(child.name, families));
+    }
+    out
 }
 
 /// The state a stream's read starts from: its own, or for a parent with children the
@@ -126,10 +135,7 @@ pub(super) fn shared_state<'a>(
     families: &Families,
     state_of: impl Fn(&'static str) -> Option<&'a StreamState>,
 ) -> Option<&'a StreamState> {
-    let Some(family) = families.get(parent) else {
-        return state_of(parent);
-    };
-    let mut states = members(parent, family).map(&state_of);
+    let mut states = members(parent, families).into_iter().map(&state_of);
     let first = states.next().flatten();
     if states.all(|s| s == first) {
         first
@@ -147,11 +153,8 @@ pub(super) fn shared_done(
     families: &Families,
     done_of: impl Fn(&'static str) -> Result<Vec<(i64, i64)>, Error>,
 ) -> Result<Vec<(i64, i64)>, Error> {
-    let Some(family) = families.get(parent) else {
-        return done_of(parent);
-    };
     let mut all = Vec::new();
-    for name in members(parent, family) {
+    for name in members(parent, families) {
         all.push(done_of(name)?);
     }
     Ok(match all.split_first() {
@@ -165,14 +168,11 @@ pub(super) fn shared_done(
 pub(super) fn spread(results: StreamResults, families: &Families) -> StreamResults {
     let mut out = Vec::with_capacity(results.len());
     for (name, result) in results {
-        let Some(family) = families.get(name) else {
-            out.push((name, result));
-            continue;
-        };
-        for child in &family.children {
-            out.push((child.name, result.as_ref().map(|_| ()).map_err(copy_error)));
+        let names = members(name, families);
+        for member in names.iter().filter(|m| **m != name) {
+            out.push((*member, result.as_ref().map(|_| ()).map_err(copy_error)));
         }
-        if family.emit_parent {
+        if names.contains(&name) {
             out.push((name, result));
         }
     }
@@ -182,10 +182,7 @@ pub(super) fn spread(results: StreamResults, families: &Families) -> StreamResul
 /// The selected streams a read of `stream` serves: itself when selected (or without a
 /// family), then its selected children.
 pub(super) fn selected_names(families: &Families, stream: &'static str) -> Vec<&'static str> {
-    match families.get(stream) {
-        Some(family) => members(stream, family).collect(),
-        None => vec![stream],
-    }
+    members(stream, families)
 }
 
 /// The event types of the children of `parent` that have events of their own (a
@@ -274,7 +271,9 @@ pub(super) async fn emit(ctx: &Ctx, family: &Family, parents: &[String]) -> Resu
     }
     let records = futures::future::try_join_all(streams).await?;
     for (def, records) in family.children.iter().zip(records) {
-        ctx.emit.records(def.name, records).await?;
+        // A child that is a family itself (subscription items) feeds its own children
+        // first, and goes out only when selected.
+        Box::pin(ctx.records(def.name, records)).await?;
     }
     Ok(())
 }
@@ -286,10 +285,12 @@ async fn children_of_page(
     heads: &[ParentHead<'_>],
 ) -> Result<Vec<String>, Error> {
     use futures::StreamExt;
+    // The row's `Stripe-Version` where its endpoint needs a newer one (payment methods).
+    let client = super::endpoints::client_for(ctx, def);
     let mut records = Vec::new();
     let mut calls = futures::stream::FuturesOrdered::new();
     for head in heads {
-        calls.push_back(children_of(ctx, def, head));
+        calls.push_back(children_of(ctx, &client, def, head));
         if calls.len() >= CHILD_CALLS_AT_ONCE
             && let Some(done) = calls.next().await
         {
@@ -306,6 +307,7 @@ async fn children_of_page(
 /// from the child endpoint when the embedded list says there is more.
 async fn children_of(
     ctx: &Ctx,
+    client: &crate::stripe::Client,
     def: &'static StreamDef,
     head: &ParentHead<'_>,
 ) -> Result<Vec<String>, Error> {
@@ -354,7 +356,7 @@ async fn children_of(
         if let Some(after) = &after {
             query.push(("starting_after", after.clone()));
         }
-        let page = match ctx.client.list(&path, &query).await {
+        let page = match client.list(&path, &query).await {
             Ok(page) => page,
             // The parent was deleted since its event or its list page (a customer
             // updated, then deleted): its children cannot be listed any more, and its
@@ -480,21 +482,73 @@ mod tests {
         assert_eq!(shared_state("customers", &families, |_| Some(&b)), Some(&b));
     }
 
+    /// A child in another mode than its parent gets a read of the parent of its own, in
+    /// its mode; a full refresh only child (usage summaries) reads with the full
+    /// refreshes.
     #[test]
-    fn mixed_modes_in_a_family_are_a_catalog_error() {
-        let err = check_modes(&[
+    fn each_sync_mode_reads_its_own_families() {
+        let groups = by_mode(&[
             planned("invoices", SyncMode::FullRefresh),
             planned("invoice_line_items", SyncMode::Incremental),
-        ])
-        .unwrap_err();
-        assert!(err.to_string().contains("invoice_line_items"), "{err}");
-        assert!(
-            check_modes(&[
-                planned("invoices", SyncMode::Incremental),
-                planned("invoice_line_items", SyncMode::Incremental),
-                planned("customers", SyncMode::FullRefresh),
-            ])
-            .is_ok()
+            planned("subscriptions", SyncMode::Incremental),
+            planned("usage_records", SyncMode::Incremental),
+        ]);
+        let names: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.iter().map(|s| s.def.name).collect())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                vec!["invoice_line_items", "subscriptions"],
+                vec!["invoices", "usage_records"]
+            ]
+        );
+        let (streams, families) = fold(&groups[0]);
+        let read: Vec<&str> = streams.iter().map(|s| s.def.name).collect();
+        assert_eq!(read, ["subscriptions", "invoices"]);
+        assert!(!families["invoices"].emit_parent);
+        let (streams, families) = fold(&groups[1]);
+        let read: Vec<&str> = streams.iter().map(|s| s.def.name).collect();
+        assert_eq!(
+            read,
+            ["invoices", "subscriptions"],
+            "usage summaries' own read"
+        );
+        assert!(!families["subscriptions"].emit_parent);
+        assert_eq!(
+            selected_names(&families, "subscriptions"),
+            ["usage_records"]
+        );
+    }
+
+    /// A grandchild hangs off its parent's family, which hangs off the top-level row:
+    /// one read of subscriptions serves subscriptions, their items and the items' usage
+    /// summaries, each said once.
+    #[test]
+    fn a_grandchild_reads_through_one_list_of_the_top_parent() {
+        let full = SyncMode::FullRefresh;
+        let (streams, families) = fold(&[
+            planned("usage_records", full),
+            planned("subscriptions", full),
+            planned("subscription_items", full),
+        ]);
+        let read: Vec<&str> = streams.iter().map(|s| s.def.name).collect();
+        assert_eq!(read, ["subscriptions"]);
+        assert_eq!(families["subscriptions"].children.len(), 1);
+        assert!(families["subscription_items"].emit_parent);
+        assert_eq!(
+            selected_names(&families, "subscriptions"),
+            ["subscriptions", "subscription_items", "usage_records"]
+        );
+        // Without the items selected: read for their summaries alone.
+        let (streams, families) = fold(&[planned("usage_records", full)]);
+        assert_eq!(streams.len(), 1);
+        assert!(!families["subscriptions"].emit_parent);
+        assert!(!families["subscription_items"].emit_parent);
+        assert_eq!(
+            selected_names(&families, "subscriptions"),
+            ["usage_records"]
         );
     }
 }

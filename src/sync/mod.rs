@@ -132,7 +132,6 @@ impl ReadPlan {
             .into_iter()
             .map(|Selected { def, mode }| PlannedStream { def, mode })
             .collect();
-        children::check_modes(&streams)?;
         // A full refresh under way (resumable full refresh): malformed progress is an
         // error now, before any request.
         for stream in &streams {
@@ -436,78 +435,84 @@ impl ReadPlan {
         let now = client
             .server_time()
             .unwrap_or_else(|| crate::protocol::now_ms() / 1000);
-        // Child streams are read through their parent: one list of it feeds them all.
-        let (streams, families) = children::fold(&self.streams);
-        let ctx = Arc::new(Ctx {
-            families: Arc::new(families),
-            client,
-            emit: emit.clone(),
-            account: account.map(str::to_owned),
-            slice_secs: self.config.slice_secs,
-            start_date: self.config.start_date,
-            now,
-            events_until: now - self.config.event_settle_secs,
-            split_budget: self.config.num_workers * 2,
-            budget: plan::Budget::new(),
-        });
-        let mut jobs: Vec<BoxFuture<'static, StreamResults>> = Vec::new();
-        let mut events_streams = Vec::new();
-        for stream in &streams {
-            let name = stream.def.name;
-            let state = children::shared_state(name, &ctx.families, |n| {
-                self.states.get(&(n, account.map(str::to_owned)))
+        // The ranges of every list stream, across the groups.
+        let budget = Arc::new(plan::Budget::new());
+        let mut groups = Vec::new();
+        // A group per sync mode, read at once: a family shares one read, in one mode.
+        for group in children::by_mode(&self.streams) {
+            // Child streams are read through their parent: one list of it feeds them all.
+            let (streams, families) = children::fold(&group);
+            let ctx = Arc::new(Ctx {
+                families: Arc::new(families),
+                client: client.clone(),
+                emit: emit.clone(),
+                account: account.map(str::to_owned),
+                slice_secs: self.config.slice_secs,
+                start_date: self.config.start_date,
+                now,
+                events_until: now - self.config.event_settle_secs,
+                split_budget: self.config.num_workers * 2,
+                budget: budget.clone(),
             });
-            let plan = self.plan(stream, state, now);
-            tracing::info!(stream = name, account, ?plan, "planned");
-            match plan {
-                Plan::Events { cursor, from } => {
-                    // Its requests are the events pass's.
-                    for name in children::selected_names(&ctx.families, name) {
-                        emit.progress.start(name, "/v1/events");
+            let mut jobs: Vec<BoxFuture<'static, StreamResults>> = Vec::new();
+            let mut events_streams = Vec::new();
+            for stream in &streams {
+                let name = stream.def.name;
+                let state = children::shared_state(name, &ctx.families, |n| {
+                    self.states.get(&(n, account.map(str::to_owned)))
+                });
+                let plan = self.plan(stream, state, now);
+                tracing::info!(stream = name, account, ?plan, "planned");
+                match plan {
+                    Plan::Events { cursor, from } => {
+                        // Its requests are the events pass's.
+                        for name in children::selected_names(&ctx.families, name) {
+                            emit.progress.start(name, "/v1/events");
+                        }
+                        events_streams.push(EventsStream {
+                            def: stream.def,
+                            cursor,
+                            from,
+                        })
                     }
-                    events_streams.push(EventsStream {
-                        def: stream.def,
-                        cursor,
-                        from,
-                    })
-                }
-                Plan::Single if stream.def.path != "/v1/account" => {
-                    // Another single object (the balance, for company info).
-                    let (ctx, def) = (ctx.clone(), stream.def);
-                    jobs.push(
-                        async move {
-                            let result = read_single(&ctx, def).await;
-                            ctx.finish(def.name);
-                            vec![(def.name, result)]
-                        }
-                        .boxed(),
-                    );
-                }
-                Plan::Single => {
-                    let result = match &profile {
-                        Ok(profile) => {
-                            let record = match &ctx.account {
-                                Some(account) => {
-                                    decorate(profile.get(), false, None, false, Some(account))
-                                }
-                                None => profile.get().to_owned(),
-                            };
-                            emit.records(name, vec![record]).await
-                        }
-                        Err(err) => Err(clone_stripe_error(err)),
-                    };
-                    ctx.finish(name);
-                    jobs.push(futures::future::ready(vec![(name, result)]).boxed());
-                }
-                plan => {
-                    if let Plan::Backfill {
-                        reason: Some(reason),
-                        ..
-                    } = plan
-                    {
-                        let cursor = state.map_or(0, |s| s.cursor);
-                        let whose = account.map_or(String::new(), |a| format!(" of account {a}"));
-                        emit.message(AirbyteMessage::log(
+                    Plan::Single if stream.def.path != "/v1/account" => {
+                        // Another single object (the balance, for company info).
+                        let (ctx, def) = (ctx.clone(), stream.def);
+                        jobs.push(
+                            async move {
+                                let result = read_single(&ctx, def).await;
+                                ctx.finish(def.name);
+                                vec![(def.name, result)]
+                            }
+                            .boxed(),
+                        );
+                    }
+                    Plan::Single => {
+                        let result = match &profile {
+                            Ok(profile) => {
+                                let record = match &ctx.account {
+                                    Some(account) => {
+                                        decorate(profile.get(), false, None, false, Some(account))
+                                    }
+                                    None => profile.get().to_owned(),
+                                };
+                                emit.records(name, vec![record]).await
+                            }
+                            Err(err) => Err(clone_stripe_error(err)),
+                        };
+                        ctx.finish(name);
+                        jobs.push(futures::future::ready(vec![(name, result)]).boxed());
+                    }
+                    plan => {
+                        if let Plan::Backfill {
+                            reason: Some(reason),
+                            ..
+                        } = plan
+                        {
+                            let cursor = state.map_or(0, |s| s.cursor);
+                            let whose =
+                                account.map_or(String::new(), |a| format!(" of account {a}"));
+                            emit.message(AirbyteMessage::log(
                             "WARN",
                             format!(
                                 "stream {name}{whose}: the saved cursor {} {reason}; reading the stream in full from start_date so no change is lost",
@@ -515,50 +520,59 @@ impl ReadPlan {
                             ),
                         ))
                         .await?;
-                    }
-                    let ctx = ctx.clone();
-                    let def = stream.def;
-                    // The ranges a resumed read has done already.
-                    let done = match plan {
-                        Plan::Full => children::shared_done(name, &ctx.families, |n| {
-                            self.input.full_refresh(n, account).map_err(Error::from)
-                        })?,
-                        _ => state.map(|s| s.created_done.clone()).unwrap_or_default(),
-                    };
-                    jobs.push(
-                        async move {
-                            let result = read_list(&ctx, def, plan, done).await;
-                            let result = endpoints::unless_not_enabled(&ctx, def, result).await;
-                            ctx.finish(def.name);
-                            vec![(def.name, result)]
                         }
-                        .boxed(),
-                    );
+                        let ctx = ctx.clone();
+                        let def = stream.def;
+                        // The ranges a resumed read has done already.
+                        let done = match plan {
+                            Plan::Full => children::shared_done(name, &ctx.families, |n| {
+                                self.input.full_refresh(n, account).map_err(Error::from)
+                            })?,
+                            _ => state.map(|s| s.created_done.clone()).unwrap_or_default(),
+                        };
+                        jobs.push(
+                            async move {
+                                let result = read_list(&ctx, def, plan, done).await;
+                                let result = endpoints::unless_not_enabled(&ctx, def, result).await;
+                                ctx.finish(def.name);
+                                vec![(def.name, result)]
+                            }
+                            .boxed(),
+                        );
+                    }
                 }
             }
-        }
-        if !events_streams.is_empty() {
-            let ctx = ctx.clone();
-            jobs.push(
-                async move {
-                    let result = read_events(&ctx, &events_streams).await;
-                    for stream in &events_streams {
-                        ctx.finish(stream.def.name);
+            if !events_streams.is_empty() {
+                let ctx = ctx.clone();
+                jobs.push(
+                    async move {
+                        let result = read_events(&ctx, &events_streams).await;
+                        for stream in &events_streams {
+                            ctx.finish(stream.def.name);
+                        }
+                        events_streams
+                            .iter()
+                            .map(|s| (s.def.name, result.as_ref().map(|_| ()).map_err(copy_error)))
+                            .collect()
                     }
-                    events_streams
-                        .iter()
-                        .map(|s| (s.def.name, result.as_ref().map(|_| ()).map_err(copy_error)))
-                        .collect()
-                }
-                .boxed(),
-            );
+                    .boxed(),
+                );
+            }
+            let families = ctx.families.clone();
+            groups.push(async move {
+                let results = futures::future::join_all(jobs)
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                children::spread(results, &families)
+            });
         }
-        let results = futures::future::join_all(jobs)
+        Ok(futures::future::join_all(groups)
             .await
             .into_iter()
             .flatten()
-            .collect();
-        Ok(children::spread(results, &ctx.families))
+            .collect())
     }
 }
 
@@ -770,26 +784,20 @@ struct Ctx {
     events_until: i64,
     /// Event windows that may be read at once.
     split_budget: usize,
-    /// The ranges of every list stream being read, shared by their planners.
-    budget: plan::Budget,
+    /// The ranges of every list stream being read, shared by their planners (and by
+    /// the groups of one account's read).
+    budget: Arc<plan::Budget>,
 }
 
 impl Ctx {
     /// Sends a stream's state; a parent's is its children's too (`children.rs`).
     async fn state(&self, stream: &'static str, state: serde_json::Value) -> Result<(), Error> {
-        if let Some(family) = self.families.get(stream) {
-            for child in &family.children {
-                self.emit
-                    .state(child.name, self.account.as_deref(), state.clone())
-                    .await?;
-            }
-            if !family.emit_parent {
-                return Ok(());
-            }
+        for name in children::selected_names(&self.families, stream) {
+            self.emit
+                .state(name, self.account.as_deref(), state.clone())
+                .await?;
         }
-        self.emit
-            .state(stream, self.account.as_deref(), state)
-            .await
+        Ok(())
     }
 
     /// The progress of a stream's read and of its children (`progress.rs`): `range_secs`
@@ -1109,7 +1117,10 @@ async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Err
         .map(|s| s.from)
         .min()
         .unwrap_or(ctx.events_until);
-    let types: Vec<&'static str> = streams
+    let mut types: Vec<&'static str> = Vec::new();
+    // Each type once: streams of different objects share some (a connected account's
+    // bank accounts and cards, `account.external_account.*`).
+    for kind in streams
         .iter()
         .flat_map(|s| s.def.event_types.iter().copied())
         .chain(
@@ -1117,7 +1128,11 @@ async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Err
                 .iter()
                 .flat_map(|s| children::own_event_types(&ctx.families, s.def.name)),
         )
-        .collect();
+    {
+        if !types.contains(&kind) {
+            types.push(kind);
+        }
+    }
     let shared: Arc<Vec<EventsStream>> = Arc::new(streams.to_vec());
     let mut done = InOrder::spawn_all(
         windows(from, ctx.events_until, EVENTS_WINDOW_SECS)

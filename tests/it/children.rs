@@ -598,3 +598,111 @@ async fn a_childs_own_events_come_through_the_shared_events_pass() {
         assert!(r.query.contains("customer.source.deleted"), "{}", r.query);
     }
 }
+
+/// A grandchild (subscriptions → subscription items → usage record summaries): one list
+/// of subscriptions feeds all three, each item's summaries are asked for once, the
+/// records are the summaries of exactly the emulator's items; selected alone, the
+/// summaries list subscriptions without emitting them or their items; selected with
+/// incremental subscriptions, the summaries (full refresh only) still all arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grandchild_reads_through_one_list_of_subscriptions() {
+    let emulator = start_emulator(120).await;
+    let emu = emulator.emulator();
+    let scope = platform_test();
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let summaries = |log: &[LoggedRequest]| -> Vec<String> {
+        log.iter()
+            .filter(|r| r.path.ends_with("/usage_record_summaries"))
+            .map(|r| r.path.clone())
+            .collect()
+    };
+
+    // Subscriptions alone: the requests one list of them takes.
+    let alone = files.catalog(&[("subscriptions", "full_refresh")]);
+    let out = read(&config, &alone, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let one_list = list_calls(&emu.request_log(), "/v1/subscriptions").len();
+    assert!(one_list > 0);
+
+    let family = files.catalog(&[
+        ("usage_records", "full_refresh"),
+        ("subscriptions", "full_refresh"),
+        ("subscription_items", "full_refresh"),
+    ]);
+    let before = emu.request_log().len();
+    let out = read(&config, &family, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let log = emu.request_log()[before..].to_vec();
+    assert_eq!(
+        list_calls(&log, "/v1/subscriptions").len(),
+        one_list,
+        "subscriptions listed once"
+    );
+    for stream in ["subscriptions", "subscription_items", "usage_records"] {
+        assert_eq!(
+            out.unique_ids(stream),
+            emulator_ids(emu, &scope, stream),
+            "{stream}"
+        );
+    }
+    let items = out.unique_ids("subscription_items");
+    for record in out.records("usage_records") {
+        assert_eq!(record["object"], "usage_record_summary");
+        assert!(items.contains(record["subscription_item"].as_str().unwrap()));
+    }
+    let calls = summaries(&log);
+    let distinct: BTreeSet<&String> = calls.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        calls.len(),
+        "each item's summaries asked once"
+    );
+    assert_eq!(calls.len(), items.len(), "one call per item");
+    let states = out.stream_states();
+    for stream in ["subscriptions", "subscription_items", "usage_records"] {
+        assert!(states.contains_key(stream), "{stream}: {states:?}");
+        assert_eq!(out.statuses(stream).last().unwrap(), "COMPLETE", "{stream}");
+    }
+
+    // Alone: its ancestors are read for it, not emitted.
+    let catalog = files.catalog(&[("usage_records", "full_refresh")]);
+    let out = read(&config, &catalog, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.unique_ids("usage_records"),
+        emulator_ids(emu, &scope, "usage_records")
+    );
+    assert!(out.records("subscriptions").is_empty());
+    assert!(out.records("subscription_items").is_empty());
+    let states = out.stream_states();
+    assert!(!states.contains_key("subscriptions"), "{states:?}");
+    assert!(!states.contains_key("subscription_items"), "{states:?}");
+
+    // With incremental subscriptions and items: the summaries get a read of their own,
+    // in full; the first two read as incremental streams do, and the next sync reads
+    // the summaries in full again and nothing of the others.
+    let mixed = files.catalog(&[
+        ("subscriptions", "incremental"),
+        ("subscription_items", "incremental"),
+        ("usage_records", "full_refresh"),
+    ]);
+    let first = read(&config, &mixed, None).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    for stream in ["subscriptions", "subscription_items", "usage_records"] {
+        assert_eq!(
+            first.unique_ids(stream),
+            emulator_ids(emu, &scope, stream),
+            "{stream}"
+        );
+    }
+    let state = files.write("state.json", &first.state_file());
+    let second = read(&config, &mixed, Some(&state)).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.records("subscriptions").is_empty());
+    assert!(second.records("subscription_items").is_empty());
+    assert_eq!(
+        second.unique_ids("usage_records"),
+        emulator_ids(emu, &scope, "usage_records")
+    );
+}

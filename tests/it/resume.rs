@@ -228,3 +228,63 @@ async fn a_cursor_far_in_the_future_reads_nothing() {
         );
     }
 }
+
+/// A child stream read alone (payment methods; their customers not selected) killed
+/// after its first STATEs resumes from its own state, without re-reading every parent:
+/// the resumed run lists no range of customers the child's state says is complete, asks
+/// for the payment methods of fewer customers than there are, and the two runs together
+/// have every payment method.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_child_stream_resumes_from_its_own_state() {
+    let emulator = slow_emulator().await;
+    let files = Files::new();
+    let config = files.config(
+        &emulator,
+        DEFAULT_TEST_KEY,
+        json!({"slice_range": 20, "num_workers": 4}),
+    );
+    let catalog = files.catalog(&[("payment_methods", "full_refresh")]);
+    let first = read_killed_after(&config, &catalog, 4).await;
+    let state_text = last_states(&first);
+    let states: Vec<Value> = serde_json::from_str(&state_text).unwrap();
+    assert_eq!(states.len(), 1, "the child's state alone: {state_text}");
+    assert_eq!(
+        states[0]["stream"]["stream_descriptor"]["name"],
+        "payment_methods"
+    );
+    let done = done_ranges(&states[0]["stream"]["stream_state"], START, None);
+    assert!(!done.is_empty(), "the child checkpointed: {state_text}");
+
+    let state_file = files.write("state.json", &state_text);
+    emulator.emulator().set_faults(Faults::default());
+    let skip = emulator.emulator().request_log().len();
+    let second = read(&config, &catalog, Some(&state_file)).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    for (gte, lt) in requested_ranges(&emulator, "/v1/customers", skip) {
+        for &(a, b) in &done {
+            assert!(
+                lt <= a || b <= gte,
+                "the resumed run listed customers in [{gte}, {lt}), inside the complete range [{a}, {b})"
+            );
+        }
+    }
+    let scope = platform_test();
+    let child_calls = emulator.emulator().request_log()[skip..]
+        .iter()
+        .filter(|r| r.path.ends_with("/payment_methods"))
+        .count();
+    let customers = emulator_ids(emulator.emulator(), &scope, "customers").len();
+    assert!(
+        child_calls < customers,
+        "the resumed run asked for {child_calls} customers' payment methods, of {customers}"
+    );
+    let all: BTreeSet<String> = ids_of(&first, "payment_methods")
+        .into_iter()
+        .chain(second.record_ids("payment_methods"))
+        .collect();
+    assert_eq!(
+        all,
+        emulator_ids(emulator.emulator(), &scope, "payment_methods")
+    );
+    assert!(second.records("customers").is_empty());
+}

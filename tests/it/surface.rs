@@ -33,7 +33,8 @@ fn airbyte_streams() -> Vec<(String, String, String, Vec<String>)> {
 /// A configured catalog built the way Airbyte builds it from its own source's discover
 /// output (the tsv's names, keys and cursor fields), for every stream of that table
 /// this connector has, is read unchanged: every stream gives exactly the emulator's
-/// ids. The ones it does not have yet are exactly 4 of the 14 child streams.
+/// ids, each of its 48 streams (usage summaries, a grandchild, in a full refresh while
+/// their subscriptions read incrementally).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_catalog_of_airbytes_streams_reads_unchanged() {
     let emulator = start_emulator(120).await;
@@ -55,39 +56,50 @@ async fn a_catalog_of_airbytes_streams_reads_unchanged() {
             missing.push(name);
             continue;
         };
-        // Discover says what Airbyte's discover says.
+        // Discover says what Airbyte's discover says (`-`: none).
+        let key = (key != "-").then(|| json!([[key]]));
+        let cursor = (cursor != "-").then(|| json!([cursor]));
         assert_eq!(
-            stream["source_defined_primary_key"],
-            json!([[key]]),
+            stream.get("source_defined_primary_key"),
+            key.as_ref(),
             "{name}"
         );
-        assert_eq!(stream["default_cursor_field"], json!([cursor]), "{name}");
+        assert_eq!(
+            stream.get("default_cursor_field"),
+            cursor.as_ref(),
+            "{name}"
+        );
         assert_eq!(stream["supported_sync_modes"], json!(modes), "{name}");
-        configured.push(json!({
+        // Airbyte's configured stream: incremental where it can, else a full refresh
+        // (overwrite), without the key or cursor the stream does not have.
+        let mut entry = json!({
             "stream": {
                 "name": name,
                 "json_schema": {},
                 "supported_sync_modes": modes,
-                "source_defined_cursor": true,
-                "default_cursor_field": [cursor],
-                "source_defined_primary_key": [[key]],
             },
-            "sync_mode": "incremental",
-            "cursor_field": [cursor],
-            "primary_key": [[key]],
-            "destination_sync_mode": "append_dedup",
-        }));
+            "sync_mode": "full_refresh",
+            "destination_sync_mode": "overwrite",
+        });
+        if let Some(cursor) = cursor {
+            entry["stream"]["source_defined_cursor"] = json!(true);
+            entry["stream"]["default_cursor_field"] = cursor.clone();
+            entry["sync_mode"] = json!("incremental");
+            entry["cursor_field"] = cursor;
+            entry["destination_sync_mode"] = json!("append_dedup");
+        }
+        if let Some(key) = key {
+            entry["stream"]["source_defined_primary_key"] = key.clone();
+            entry["primary_key"] = key;
+        }
+        configured.push(entry);
     }
     assert_eq!(
         missing,
-        [
-            "external_account_bank_accounts",
-            "external_account_cards",
-            "payment_methods",
-            "usage_records",
-        ]
+        Vec::<String>::new(),
+        "every one of Airbyte's streams"
     );
-    assert_eq!(configured.len(), 44);
+    assert_eq!(configured.len(), 48);
     let catalog_file = files.write(
         "catalog.json",
         &json!({ "streams": configured }).to_string(),
@@ -191,7 +203,10 @@ async fn incremental_carries_every_resources_changes() {
         BTreeSet::from([
             "bank_accounts",
             "coupons",
+            "external_account_bank_accounts",
+            "external_account_cards",
             "invoice_items",
+            "payment_methods",
             "persons",
             "plans"
         ])
@@ -213,7 +228,7 @@ async fn incremental_carries_every_resources_changes() {
         }
         // Every child stream changed (its parents, or itself): its children arrive, as
         // children.
-        if let Some(child) = &stream.child {
+        if let Some(child) = stream.child.as_ref().filter(|_| stream.cursor.is_some()) {
             assert!(
                 !got.is_empty(),
                 "{}: its parents' children arrive",
@@ -222,7 +237,8 @@ async fn incremental_carries_every_resources_changes() {
             for record in second.records(stream.name) {
                 assert_eq!(record["object"], stream.object, "{}", stream.name);
             }
-            // Through its parent's events, or its own (bank accounts, persons).
+            // Through its parent's events, or its own (bank accounts, persons, payment
+            // methods, external accounts).
             assert!(
                 changed.contains(child.parent) || changed.contains(stream.name),
                 "{}",
@@ -265,14 +281,24 @@ async fn incremental_carries_every_resources_changes() {
     let state = files.write("state2.json", &second.state_file());
     let third = read(&config, &catalog, Some(&state)).await;
     assert_eq!(third.code, 0, "{}", third.stderr);
+    // Full refresh only streams (`account`, usage summaries) read in full every time.
+    let full: Vec<&str> = STREAMS
+        .iter()
+        .filter(|s| s.cursor.is_none())
+        .map(|s| s.name)
+        .collect();
     let records: Vec<_> = third
         .of_type("RECORD")
         .into_iter()
-        .filter(|m| m["record"]["stream"] != "account")
+        .filter(|m| !full.iter().any(|f| m["record"]["stream"] == *f))
         .collect();
     assert!(
         records.is_empty(),
         "nothing changed, nothing read: {records:?}"
+    );
+    assert_eq!(
+        third.unique_ids("usage_records"),
+        emulator_ids(emu, &scope, "usage_records")
     );
 }
 

@@ -380,8 +380,8 @@ pub fn all_ids(emulator: &Emulator, scope: &Scope) -> BTreeMap<&'static str, BTr
         .collect()
 }
 
-/// The ids an incremental sync after an advance reads per list stream. `before` is
-/// [`all_ids`] before the advance.
+/// The ids an incremental sync after an advance reads per list stream (a full refresh
+/// only stream: all of them). `before` is [`all_ids`] before the advance.
 pub fn expected_changes(
     emulator: &Emulator,
     scope: &Scope,
@@ -394,6 +394,8 @@ pub fn expected_changes(
         .filter(|s| !s.single)
         .map(|stream| {
             let expected = match stream.cursor {
+                // Full refresh only (usage summaries): everything, every sync.
+                None => emulator_ids(emulator, scope, stream.name),
                 // A child changes with its parent: the children of every parent changed
                 // with an event (the emulator deletes no parent that has children).
                 // A child with events of its own (bank accounts) also gets those.

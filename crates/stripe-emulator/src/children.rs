@@ -163,6 +163,25 @@ fn parent_of(stream: &str) -> Option<Stream> {
     }
 }
 
+/// Every child of a child stream of this file, parents oldest first.
+pub(crate) fn objects(data: &ScopeData, stream: &str) -> Vec<Value> {
+    let Some(parent) = parent_of(stream) else {
+        return Vec::new();
+    };
+    data.col(parent)
+        .iter_asc()
+        .flat_map(|o| all_children(stream, &o.value()))
+        .collect()
+}
+
+/// The `object` of a child stream of this file.
+pub(crate) fn object_of(stream: &str) -> &'static str {
+    match stream {
+        "invoice_line_items" => "line_item",
+        _ => "subscription_item",
+    }
+}
+
 /// Ids of every child of a child stream, parents newest first (`None`: not a child
 /// stream).
 pub(crate) fn ids(data: &ScopeData, stream: &str) -> Option<Vec<String>> {
@@ -229,10 +248,16 @@ pub(crate) fn serves(path: &str) -> bool {
 }
 
 /// Serves a child list endpoint; `None` when `path` is not one.
-pub(crate) fn serve(data: &ScopeData, path: &str, query: &str) -> Option<Result<String, ApiError>> {
+/// `version`: the request's `Stripe-Version`.
+pub(crate) fn serve(
+    data: &ScopeData,
+    version: &str,
+    path: &str,
+    query: &str,
+) -> Option<Result<String, ApiError>> {
     let params = parse_query(query);
-    if let Some(k) = kids::kid_for_path(path) {
-        return Some(kids::page(data, k, path, &params));
+    if let Some(k) = kids::kid_for(path, &params, version) {
+        return Some(k.and_then(|k| kids::page(data, k, path, &params)));
     }
     if path == "/v1/subscription_items" {
         return Some(subscription_items(data, &params));

@@ -1,8 +1,10 @@
-//! Child resources the emulator keeps apart from their parent, one row of [`KIDS`] each:
-//! application fee refunds and transfer reversals (which their parent also embeds, first
-//! [`EMBED_LIMIT`]), checkout session line items, setup attempts, customer balance
-//! transactions, bank accounts and a connected account's persons (which it does not), and a payout's balance transactions (the scope's
-//! balance transactions it paid out). This file owns their building, their list routes
+//! Child resources the emulator keeps apart from their parent, one row of [`KIDS`] each
+//! (`kid_rows.rs`): application fee refunds and transfer reversals (which their parent
+//! also embeds, first [`EMBED_LIMIT`]), checkout session line items, setup attempts,
+//! customer balance transactions, bank accounts, payment methods, a connected account's
+//! persons and external accounts, a subscription item's usage summaries (which it does
+//! not), and a payout's balance transactions (the scope's balance transactions it paid
+//! out). This file owns their building, their list routes
 //! (`children.rs` dispatches to them) and their advances: a new child comes with its
 //! parent's change and event (a refund with `application_fee.refunded`, a reversal with
 //! `transfer.reversed`, an attempt with `setup_intent.succeeded`, a balance entry with
@@ -19,255 +21,11 @@ use super::children::{EMBED_LIMIT, Page};
 use super::data::{BuildParams, Gen};
 use super::resources::{self, Src};
 use super::rng::Rng;
-use super::routes::ApiError;
+use super::routes::{ApiError, unknown_param};
 use super::store::{Collection, ScopeData, Stream};
 use super::{Change, ChangeKind};
 
-/// Where a row's children are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Store {
-    /// In [`ScopeData::kids`], by parent id, newest first (and rendered into the
-    /// parent's embedded list when the row has one).
-    Own,
-    /// The scope's balance transactions a payout paid out (their hidden `payout` field):
-    /// `/v1/balance_transactions?payout=…` serves them.
-    PaidOut,
-}
-
-/// One child resource: its fixture, id prefix, parent, route, whether the parent embeds
-/// it, and how children come with their parent's changes.
-pub(crate) struct Kid {
-    /// Stream name (the connector's), e.g. `application_fees_refunds`.
-    pub(crate) stream: &'static str,
-    /// Fixture name and `object` value.
-    pub(crate) object: &'static str,
-    pub(crate) prefix: &'static str,
-    pub(crate) parent: Src,
-    pub(crate) store: Store,
-    /// The list route as the spec names it: `{…}` is the parent's id.
-    pub(crate) route: &'static str,
-    /// The query parameter naming the parent, when it is not in the path (required).
-    pub(crate) parent_param: Option<&'static str>,
-    /// The parent's field embedding the first [`EMBED_LIMIT`] children.
-    pub(crate) embedded: Option<&'static str>,
-    /// The child's field holding its parent's id.
-    pub(crate) points_at: Option<&'static str>,
-    /// One parent in this many has a child in the built history (0: none).
-    pub(crate) built_one_in: u64,
-    /// Every new parent gets its children at once, and they never change (a checkout
-    /// session's line items).
-    pub(crate) with_parent: bool,
-    /// The parent's event when an advance gives it a new child (`None`: never).
-    pub(crate) event: Option<&'static str>,
-    /// Which parents an advance may give a new child.
-    pub(crate) eligible: fn(&Value) -> bool,
-    /// Makes a parent agree with its new child (`None` for [`Store::PaidOut`], whose
-    /// advance only changes the parent) at `at`; returns the parent's previous values.
-    pub(crate) attach: fn(&mut Value, Option<&mut Value>, i64) -> Option<Value>,
-    /// The child's own events (created, updated, deleted), when Stripe sends them: an
-    /// advance then creates, updates (metadata) and deletes children with them, and
-    /// the parent does not change.
-    pub(crate) own_events: Option<[&'static str; 3]>,
-}
-
-fn always(_: &Value) -> bool {
-    true
-}
-
-fn amount_of(v: &Value) -> i64 {
-    v["amount"].as_i64().unwrap_or(0)
-}
-
-/// Every child row kept apart from its parent, parents built before them.
-pub(crate) const KIDS: &[Kid] = &[
-    Kid {
-        stream: "application_fees_refunds",
-        object: "fee_refund",
-        prefix: "fr",
-        parent: Src::Resource("application_fees"),
-        store: Store::Own,
-        route: "/v1/application_fees/{id}/refunds",
-        parent_param: None,
-        embedded: Some("refunds"),
-        points_at: Some("/fee"),
-        built_one_in: 3,
-        with_parent: false,
-        event: Some("application_fee.refunded"),
-        eligible: |fee| fee["refunded"] == false,
-        // A full refund.
-        attach: |fee, refund, _| {
-            let previous =
-                json!({"refunded": fee["refunded"], "amount_refunded": fee["amount_refunded"]});
-            if let Some(refund) = refund {
-                refund["amount"] = json!(amount_of(fee));
-            }
-            fee["refunded"] = json!(true);
-            fee["amount_refunded"] = json!(amount_of(fee));
-            Some(previous)
-        },
-        own_events: None,
-    },
-    Kid {
-        stream: "transfer_reversals",
-        object: "transfer_reversal",
-        prefix: "trr",
-        parent: Src::Resource("transfers"),
-        store: Store::Own,
-        route: "/v1/transfers/{id}/reversals",
-        parent_param: None,
-        embedded: Some("reversals"),
-        points_at: Some("/transfer"),
-        built_one_in: 3,
-        with_parent: false,
-        event: Some("transfer.reversed"),
-        eligible: |transfer| transfer["reversed"] == false,
-        // A full reversal.
-        attach: |transfer, reversal, _| {
-            let previous = json!({"reversed": transfer["reversed"], "amount_reversed": transfer["amount_reversed"]});
-            if let Some(reversal) = reversal {
-                reversal["amount"] = json!(amount_of(transfer));
-            }
-            transfer["reversed"] = json!(true);
-            transfer["amount_reversed"] = json!(amount_of(transfer));
-            Some(previous)
-        },
-        own_events: None,
-    },
-    Kid {
-        stream: "checkout_sessions_line_items",
-        object: "item",
-        prefix: "li",
-        parent: Src::Resource("checkout_sessions"),
-        store: Store::Own,
-        route: "/v1/checkout/sessions/{session}/line_items",
-        parent_param: None,
-        embedded: None,
-        points_at: None,
-        built_one_in: 1,
-        with_parent: true,
-        event: None,
-        eligible: always,
-        attach: |_, _, _| None,
-        own_events: None,
-    },
-    Kid {
-        stream: "setup_attempts",
-        object: "setup_attempt",
-        prefix: "setatt",
-        parent: Src::Resource("setup_intents"),
-        store: Store::Own,
-        route: "/v1/setup_attempts",
-        parent_param: Some("setup_intent"),
-        embedded: None,
-        points_at: Some("/setup_intent"),
-        built_one_in: 3,
-        with_parent: false,
-        event: Some("setup_intent.succeeded"),
-        eligible: |intent| intent["status"] != "succeeded",
-        // The intent succeeds with this attempt.
-        attach: |intent, attempt, _| {
-            let previous =
-                json!({"status": intent["status"], "latest_attempt": intent["latest_attempt"]});
-            if let Some(attempt) = attempt {
-                attempt["customer"] = intent["customer"].clone();
-                attempt["status"] = json!("succeeded");
-                intent["latest_attempt"] = attempt["id"].clone();
-                if attempt["payment_method"].is_string() {
-                    intent["payment_method"] = attempt["payment_method"].clone();
-                }
-            }
-            intent["status"] = json!("succeeded");
-            Some(previous)
-        },
-        own_events: None,
-    },
-    Kid {
-        stream: "payout_balance_transactions",
-        object: "balance_transaction",
-        prefix: "txn",
-        parent: Src::Stream(Stream::Payouts),
-        store: Store::PaidOut,
-        route: "/v1/balance_transactions",
-        parent_param: Some("payout"),
-        embedded: None,
-        points_at: None,
-        built_one_in: 0,
-        with_parent: false,
-        event: Some("payout.updated"),
-        eligible: always,
-        // Its transactions are fixed: a payout changes its metadata only.
-        attach: |payout, _, at| {
-            let previous = json!({"metadata": payout["metadata"]});
-            payout["metadata"]["emulator_change"] = json!(at.to_string());
-            Some(previous)
-        },
-        own_events: None,
-    },
-    Kid {
-        stream: "customer_balance_transactions",
-        object: "customer_balance_transaction",
-        prefix: "cbtxn",
-        parent: Src::Stream(Stream::Customers),
-        store: Store::Own,
-        route: "/v1/customers/{customer}/balance_transactions",
-        parent_param: None,
-        embedded: None,
-        points_at: Some("/customer"),
-        built_one_in: 3,
-        with_parent: false,
-        event: Some("customer.updated"),
-        eligible: always,
-        // A credit: the customer's balance moves by its amount.
-        attach: |customer, entry, _| {
-            let previous = json!({"balance": customer["balance"]});
-            if let Some(entry) = entry {
-                let balance = customer["balance"].as_i64().unwrap_or(0) + amount_of(entry);
-                customer["balance"] = json!(balance);
-                entry["ending_balance"] = json!(balance);
-            }
-            Some(previous)
-        },
-        own_events: None,
-    },
-    Kid {
-        stream: "bank_accounts",
-        object: "bank_account",
-        prefix: "ba",
-        parent: Src::Stream(Stream::Customers),
-        store: Store::Own,
-        route: "/v1/customers/{customer}/bank_accounts",
-        parent_param: None,
-        embedded: None,
-        points_at: Some("/customer"),
-        built_one_in: 4,
-        with_parent: false,
-        event: None,
-        eligible: always,
-        attach: |_, _, _| None,
-        own_events: Some([
-            "customer.source.created",
-            "customer.source.updated",
-            "customer.source.deleted",
-        ]),
-    },
-    Kid {
-        stream: "persons",
-        object: "person",
-        prefix: "person",
-        parent: Src::Account,
-        store: Store::Own,
-        route: "/v1/accounts/{account}/persons",
-        parent_param: None,
-        embedded: None,
-        points_at: Some("/account"),
-        built_one_in: 1,
-        with_parent: false,
-        event: None,
-        eligible: always,
-        attach: |_, _, _| None,
-        own_events: Some(["person.created", "person.updated", "person.deleted"]),
-    },
-];
+pub(crate) use super::kid_rows::{KIDS, Kid, NEWER_VERSION, ParamChange, Store};
 
 /// Whether a row's parents are the platform's connected accounts (`Emulator::ids`
 /// lists them from the registry).
@@ -283,7 +41,7 @@ fn parent_col(data: &ScopeData, src: Src) -> Option<&Collection> {
     match src {
         Src::Stream(s) => Some(data.col(s)),
         Src::Resource(name) => resources::collection(data, name),
-        Src::Account => None,
+        Src::Account | Src::Child(_) => None,
     }
 }
 
@@ -291,7 +49,8 @@ fn put_parent(data: &mut ScopeData, src: Src, v: &Value) {
     match src {
         Src::Stream(s) => data.put(s, v),
         Src::Resource(name) => resources::put(data, name, v),
-        Src::Account => {}
+        // A usage summary changes nothing of its subscription item.
+        Src::Account | Src::Child(_) => {}
     }
 }
 
@@ -300,6 +59,7 @@ fn parent_stream(src: Src) -> &'static str {
         Src::Stream(s) => s.name(),
         Src::Resource(name) => name,
         Src::Account => "accounts",
+        Src::Child(name) => name,
     }
 }
 
@@ -308,6 +68,7 @@ fn parent_object(src: Src) -> &'static str {
         Src::Stream(s) => s.object(),
         Src::Resource(name) => resources::find(name).map_or(name, |(_, r)| r.object),
         Src::Account => "account",
+        Src::Child(name) => super::children::object_of(name),
     }
 }
 
@@ -317,7 +78,13 @@ fn kids_of(data: &ScopeData, k: &Kid, parent_id: &str) -> Option<Vec<Value>> {
         // The platform keeps its connected accounts' children, one entry per account.
         return data.kids.get(k.stream)?.get(parent_id).cloned();
     }
-    parent_col(data, k.parent)?.get(parent_id)?;
+    if let Src::Child(name) = k.parent {
+        super::children::ids(data, name)?
+            .iter()
+            .find(|id| *id == parent_id)?;
+    } else {
+        parent_col(data, k.parent)?.get(parent_id)?;
+    }
     Some(match k.store {
         Store::Own => data
             .kids
@@ -430,6 +197,7 @@ pub(crate) fn build(g: &Gen<'_>, data: &mut ScopeData, p: &BuildParams, accounts
 fn parents(data: &ScopeData, k: &Kid, accounts: &[String]) -> Vec<Value> {
     match k.parent {
         Src::Account => accounts.iter().map(|id| json!({ "id": id })).collect(),
+        Src::Child(name) => super::children::objects(data, name),
         src => parent_col(data, src)
             .map(|c| c.iter_asc().map(|o| o.value()).collect())
             .unwrap_or_default(),
@@ -601,13 +369,75 @@ pub(crate) fn kid_for_path(path: &str) -> Option<&'static Kid> {
     })
 }
 
+/// The row that answers `GET path?params` at `version`: among the rows on the route,
+/// the one its [`Kid::filter`] selects.
+///
+/// # Errors
+/// An older version's answer where the route changed since ([`Since`]); no filter
+/// value where the route is shared.
+pub(crate) fn kid_for(
+    path: &str,
+    params: &[(String, String)],
+    version: &str,
+) -> Option<Result<&'static Kid, ApiError>> {
+    let first = kid_for_path(path)?;
+    if let Some(since) = first.since.as_ref().filter(|s| version < s.version) {
+        let sent = params.iter().any(|(k, _)| k == since.param);
+        match since.change {
+            ParamChange::MadeOptional if !sent => {
+                return Some(Err(ApiError::bad(format!(
+                    "Missing required param: {}.",
+                    since.param
+                ))
+                .param(since.param)));
+            }
+            ParamChange::Added if sent => return Some(Err(unknown_param(since.param))),
+            _ => {}
+        }
+    }
+    let Some((name, _)) = first.filter else {
+        return Some(Ok(first));
+    };
+    let value = params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str());
+    let rows = KIDS.iter().filter(|k| k.route == first.route);
+    let values: Vec<&str> = rows.clone().filter_map(|k| k.filter.map(|f| f.1)).collect();
+    Some(
+        rows.into_iter()
+            .find(|k| k.filter.map(|f| f.1) == value)
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "The emulator serves {} by `{name}`: pass {name}={}.",
+                    first.route,
+                    values.join(" or {name}=").replace("{name}", name)
+                ))
+                .param(name)
+            }),
+    )
+}
+
+/// The `Stripe-Version` a client must send to a child route whose form changed after
+/// the 2022 spec.
+pub(crate) fn version_for(path: &str) -> Option<&'static str> {
+    kid_for_path(path)
+        .and_then(|k| k.since.as_ref())
+        .map(|_| NEWER_VERSION)
+}
+
 pub(crate) fn page(
     data: &ScopeData,
     k: &Kid,
     path: &str,
     params: &[(String, String)],
 ) -> Result<String, ApiError> {
-    let filters: Vec<&str> = k.parent_param.into_iter().collect();
+    let filters: Vec<&str> = k
+        .parent_param
+        .into_iter()
+        .chain(k.filter.map(|f| f.0))
+        .chain(k.since.as_ref().map(|s| s.param))
+        .collect();
     let page = Page::parse(params, &filters)?;
     let parent_id = match k.parent_param {
         Some(name) => params
@@ -626,17 +456,31 @@ pub(crate) fn page(
     let param = k
         .parent_param
         .unwrap_or_else(|| route_param(k.route).trim_matches(|c| c == '{' || c == '}'));
-    let kids = kids_of(data, k, &parent_id)
+    let mut kids = kids_of(data, k, &parent_id)
         .ok_or_else(|| ApiError::missing(parent_object(k.parent), &parent_id, param))?;
+    // A filter (`object`, `type`) keeps the children whose field of that name has the value.
+    for name in k
+        .filter
+        .map(|f| f.0)
+        .into_iter()
+        .chain(k.since.as_ref().map(|s| s.param))
+    {
+        if let Some((_, value)) = params.iter().find(|(key, _)| key == name) {
+            kids.retain(|c| c[name] == value.as_str());
+        }
+    }
     page.render(path, kids)
 }
 
 /// Ids of every child of a row's stream, parents newest first (`None`: not a row).
 pub(crate) fn ids(data: &ScopeData, stream: &str) -> Option<Vec<String>> {
     let k = kid(stream)?;
-    let parents: Vec<String> = parent_col(data, k.parent)
-        .map(|c| c.iter_desc().map(|o| o.id.clone()).collect())
-        .unwrap_or_default();
+    let parents: Vec<String> = match k.parent {
+        Src::Child(name) => super::children::ids(data, name).unwrap_or_default(),
+        src => parent_col(data, src)
+            .map(|c| c.iter_desc().map(|o| o.id.clone()).collect())
+            .unwrap_or_default(),
+    };
     Some(
         parents
             .iter()
@@ -663,6 +507,8 @@ pub(crate) fn routes() -> Vec<(&'static str, Vec<&'static str>)> {
         .map(|k| {
             let mut params = vec!["ending_before", "expand", "limit", "starting_after"];
             params.extend(k.parent_param);
+            params.extend(k.filter.map(|f| f.0));
+            params.extend(k.since.as_ref().map(|s| s.param));
             params.sort_unstable();
             (k.route, params)
         })

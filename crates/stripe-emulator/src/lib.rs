@@ -31,6 +31,9 @@
 //! | checkout session line items (`kids.rs`) | one or two per session |
 //! | bank accounts (`kids.rs`) | one on every fourth customer |
 //! | persons (`kids.rs`) | one per connected account, in the platform's data |
+//! | payment methods (`kids.rs`) | one on every third customer |
+//! | usage record summaries (`kids.rs`) | one per subscription item |
+//! | external accounts (`kids.rs`) | a bank account and a card per connected account, in the platform's data |
 //!
 //! Live mode uses the same size as test mode; each connected account uses
 //! `max(size / 4, 10)`.
@@ -43,6 +46,7 @@ mod connect;
 mod data;
 mod faults;
 mod golden;
+mod kid_rows;
 mod kids;
 mod resources;
 mod rng;

@@ -35,6 +35,9 @@ pub(crate) enum Src {
     Resource(&'static str),
     /// A connected account of the platform (the scope's own account on a connected one).
     Account,
+    /// The children of a child stream of `children.rs`, by stream name (subscription
+    /// items, which live in their subscription): only a `kids.rs` row's parent.
+    Child(&'static str),
 }
 
 /// How a field of a new object is filled in.
@@ -619,6 +622,7 @@ pub fn version_for(path: &str) -> Option<&'static str> {
         .find(|r| path.starts_with(r.path))
         .and_then(|r| r.min_version)
         .map(|_| "2025-03-31.basil")
+        .or_else(|| super::kids::version_for(path.split('?').next().unwrap_or(path)))
 }
 
 /// The list routes with the query parameters each accepts (base names).
@@ -691,6 +695,7 @@ impl Maker<'_> {
                 };
                 return Some(json!({ "id": id }));
             }
+            Src::Child(_) => return None,
         };
         let ok = |v: &Value| {
             with.is_none_or(|p| {
@@ -767,7 +772,7 @@ impl Maker<'_> {
                         Src::Resource(name) => find(name)
                             .and_then(|(i, _)| data.resources[i].get(id))
                             .map(|o| o.value()),
-                        Src::Account => None,
+                        Src::Account | Src::Child(_) => None,
                     };
                     found.and_then(|o| o.pointer(inner).cloned())
                 }

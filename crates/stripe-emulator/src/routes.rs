@@ -759,7 +759,7 @@ fn serve_child(
     let Some(data) = cell.get() else {
         return Some(Err(unrecognized()));
     };
-    super::children::serve(&read(data), path, query)
+    super::children::serve(&read(data), &auth.version, path, query)
 }
 
 /// A table-driven resource's endpoint (`resources.rs`), behind the same permission

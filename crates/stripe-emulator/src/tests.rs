@@ -332,9 +332,10 @@ async fn child_lists_validate_and_point_at_their_parent() {
                     resources::Src::Stream(s) => s.name(),
                     resources::Src::Resource(name) => name,
                     resources::Src::Account => "accounts",
+                    resources::Src::Child(name) => name,
                 };
                 for parent in emu.ids(&scope, parent_stream) {
-                    let path = match k.parent_param {
+                    let mut path = match k.parent_param {
                         Some(name) => format!("{}?{name}={parent}", k.route),
                         None => {
                             let open = k.route.find('{').unwrap();
@@ -342,6 +343,11 @@ async fn child_lists_validate_and_point_at_their_parent() {
                             format!("{}{parent}{}", &k.route[..open], &k.route[close + 1..])
                         }
                     };
+                    // Rows sharing a route (external accounts) by their filter.
+                    if let Some((name, value)) = k.filter {
+                        let sep = if path.contains('?') { '&' } else { '?' };
+                        path = format!("{path}{sep}{name}={value}");
+                    }
                     let (ids, pages) = walk(&run, DEFAULT_TEST_KEY, account, &path, 2).await;
                     let expected = emu.child_ids(&scope, k.stream, &parent).unwrap();
                     assert_eq!(ids, expected, "{path}");
@@ -382,6 +388,89 @@ async fn child_lists_validate_and_point_at_their_parent() {
     assert_stripe_error(&r, StatusCode::BAD_REQUEST, "invalid_request_error");
     let r = get(&run, "/v1/transfers/tr_missing/reversals").await;
     assert_stripe_error(&r, StatusCode::NOT_FOUND, "invalid_request_error");
+}
+
+/// The child routes whose parameters changed after the 2022 spec answer an older
+/// `Stripe-Version` as that spec says (a customer's payment methods need `type`, a
+/// connected account's external accounts know no `object`), and the newer one as the
+/// supplement says; a `type` or `object` filter keeps only the children it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_routes_follow_the_stripe_version_they_are_asked_in() {
+    let run = Emulator::start(config(40)).await.unwrap();
+    let emu = run.emulator().clone();
+    let scope = Scope::platform_test();
+    let customer = emu
+        .ids(&scope, "customers")
+        .into_iter()
+        .find(|c| {
+            emu.child_ids(&scope, "payment_methods", c)
+                .is_some_and(|ids| !ids.is_empty())
+        })
+        .expect("a customer with payment methods");
+    let account = emu.connected_account_ids()[0].clone();
+    let old = |path: String| {
+        let req = client()
+            .get(format!("{}{path}", run.base_url()))
+            .bearer_auth(DEFAULT_TEST_KEY)
+            .header("Stripe-Version", "2022-04-12");
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = old(format!("/v1/customers/{customer}/payment_methods")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["param"], "type");
+    let (status, body) = old(format!(
+        "/v1/customers/{customer}/payment_methods?type=card"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = old(format!(
+        "/v1/accounts/{account}/external_accounts?object=card"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["param"], "object");
+    // The newer version (`get` sends it): no `type` lists every type; a type filters.
+    let all = get(&run, &format!("/v1/customers/{customer}/payment_methods")).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(
+        ids_of(&all.body),
+        emu.child_ids(&scope, "payment_methods", &customer).unwrap()
+    );
+    let none = get(
+        &run,
+        &format!("/v1/customers/{customer}/payment_methods?type=sepa_debit"),
+    )
+    .await;
+    assert!(ids_of(&none.body).is_empty(), "{}", none.body);
+    // External accounts: each object type by its filter; the emulator needs one.
+    for (object, stream) in [
+        ("bank_account", "external_account_bank_accounts"),
+        ("card", "external_account_cards"),
+    ] {
+        let r = get(
+            &run,
+            &format!("/v1/accounts/{account}/external_accounts?object={object}"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(
+            ids_of(&r.body),
+            emu.child_ids(&scope, stream, &account).unwrap()
+        );
+        assert!(
+            r.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|o| o["object"] == object)
+        );
+    }
+    let r = get(&run, &format!("/v1/accounts/{account}/external_accounts")).await;
+    assert_stripe_error(&r, StatusCode::BAD_REQUEST, "invalid_request_error");
+    assert_eq!(r.body["error"]["param"], "object");
 }
 
 #[test]
