@@ -1022,7 +1022,10 @@ pub const STREAMS: &[StreamDef] = &[
         single: false,
         schema: schema!("usage_records"),
         created_filter: false,
-        stripe_version: None,
+        // Stripe removed usage records in 2025-03-31.basil: a newer configured version
+        // would get a 404 for every item, which reads as "the parent is gone" and an
+        // empty stream. The spec's version keeps the endpoint there.
+        stripe_version: Some("2022-04-12"),
         child: Some(Child {
             parent: "subscription_items",
             embedded: None,
