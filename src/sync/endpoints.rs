@@ -10,7 +10,8 @@
 //! It must not guess: only the two answer shapes [`stripe::Error::NotEnabled`] names
 //! count as "not enabled", so a missing permission is never a silent empty stream.
 
-use super::{Ctx, PAGE_LIMIT, decorate, head_of};
+use super::record::{decorate, head_of};
+use super::{Ctx, PAGE_LIMIT};
 use crate::error::Error;
 use crate::protocol::AirbyteMessage;
 use crate::streams::StreamDef;

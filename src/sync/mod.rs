@@ -12,24 +12,36 @@
 //!   stream of its object; a cursor older than Stripe's 30-day event window falls back
 //!   to a full read, said in a LOG line.
 //!
-//! List streams are read by the planner (`plan.rs`): ranges read concurrently, split
-//! where the pages are, one budget of ranges shared across streams; a STATE only claims
-//! what is complete (`checkpoint.rs`). All requests go through one [`Client`], which caps
-//! requests in flight and keeps to the account's and each endpoint's rate limit.
+//! This file owns the plan per stream and the run per account; each other concern has
+//! its file:
+//! - `plan.rs`: list streams' ranges, read concurrently, split where the pages are, one
+//!   budget of ranges shared across streams;
+//! - `endpoints.rs`: endpoints without a `created` filter, walked newest first;
+//! - `events.rs`: the one events pass of a sync;
+//! - `children.rs`: child streams, read through their parent's pages and events;
+//! - `checkpoint.rs` and `state.rs`: what a STATE claims (only what is complete), and
+//!   the state a sync starts from;
+//! - `record.rs`: what is read of an object, and the record written for it;
+//! - `emit.rs`: the output channel (records, STATEs, messages);
+//! - `progress.rs`: what a person or Airbyte is shown while it runs.
+//!
+//! All requests go through one [`Client`], which caps requests in flight and keeps to
+//! the account's and each endpoint's rate limit.
 
 pub mod checkpoint;
 mod children;
+mod emit;
 mod endpoints;
+mod events;
 mod plan;
 mod progress;
+mod record;
 pub mod state;
 
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 use futures::{FutureExt, future::BoxFuture};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use std::collections::HashMap;
@@ -43,6 +55,9 @@ use crate::streams::catalog::{Selected, SyncMode};
 use crate::streams::{Cursor, StreamDef};
 use crate::stripe::{self, Client, Page, PageRef};
 use checkpoint::{Checkpoint, Kind};
+use emit::Emitter;
+use events::{EventsStream, read_events};
+use record::{decorate, head_of};
 use state::{InputState, StreamState};
 
 /// Stripe keeps events for 30 days.
@@ -50,10 +65,6 @@ pub const EVENTS_RETENTION_SECS: i64 = 30 * 86_400;
 /// A cursor this close to the edge of the event window is treated as outside it: events
 /// at the edge may expire while the sync reads.
 const EVENTS_MARGIN_SECS: i64 = 3_600;
-/// Events windows are at most a day, so an events pass checkpoints often.
-const EVENTS_WINDOW_SECS: i64 = 86_400;
-/// Stripe accepts at most this many names in `types[]`.
-const MAX_EVENT_TYPES: usize = 20;
 const PAGE_LIMIT: &str = "100";
 
 /// How one selected stream will be read.
@@ -632,141 +643,6 @@ fn format_time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// The sending half of the output channel.
-#[derive(Clone)]
-struct Emitter {
-    out: mpsc::Sender<Output>,
-    /// With several accounts: the latest state of every account, by stream. A STATE
-    /// carries all of them; the lock is held until it is sent so STATEs never go out of
-    /// order.
-    by_account: Option<Arc<tokio::sync::Mutex<AccountStates>>>,
-    /// Pages between request and hand-over to the sink, across all tasks: a page is
-    /// held from its request until its records are in the channel, so memory stays
-    /// bounded by this and the channel, whatever the data size and the splitting.
-    pages: Arc<tokio::sync::Semaphore>,
-    /// What a person or Airbyte is shown of the read (`progress.rs`).
-    progress: Arc<progress::Progress>,
-}
-
-/// The per-account states of every stream, and when each stream's STATE last went out.
-///
-/// A STATE of a stream carries every account's state, so sending one per window would
-/// cost O(accounts) each time, O(accounts²) per sync. At most one goes out per stream per
-/// [`ACCOUNT_STATE_INTERVAL`]; the others are held (marked dirty) and sent by
-/// [`Emitter::flush_states`] at the end. Holding a state back is always safe: it only
-/// covers records that were already sent.
-struct AccountStates {
-    states: HashMap<&'static str, serde_json::Map<String, serde_json::Value>>,
-    sent: HashMap<&'static str, std::time::Instant>,
-    dirty: std::collections::BTreeSet<&'static str>,
-}
-
-/// The shortest time between two STATEs of a stream that carries many accounts.
-const ACCOUNT_STATE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-impl Emitter {
-    fn new(
-        out: mpsc::Sender<Output>,
-        by_account: Option<HashMap<&'static str, serde_json::Map<String, serde_json::Value>>>,
-        pages_in_memory: usize,
-    ) -> Emitter {
-        Emitter {
-            out,
-            by_account: by_account.map(|states| {
-                Arc::new(tokio::sync::Mutex::new(AccountStates {
-                    states,
-                    sent: HashMap::new(),
-                    dirty: std::collections::BTreeSet::new(),
-                }))
-            }),
-            pages: Arc::new(tokio::sync::Semaphore::new(pages_in_memory.max(1))),
-            progress: progress::Progress::new(),
-        }
-    }
-
-    /// A place for one page in memory; hold it until the page's records are sent.
-    async fn page_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Error> {
-        self.pages
-            .acquire()
-            .await
-            .map_err(|_| Error::Output(std::io::Error::other("the page budget was closed")))
-    }
-
-    async fn send(&self, output: Output) -> Result<(), Error> {
-        self.out.send(output).await.map_err(|_| {
-            Error::Output(std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "the output closed before the sync finished",
-            ))
-        })
-    }
-
-    async fn records(&self, stream: &'static str, records: Vec<String>) -> Result<(), Error> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        self.progress.records(stream, records.len());
-        self.send(Output::Records { stream, records }).await
-    }
-
-    async fn state(
-        &self,
-        stream: &'static str,
-        account: Option<&str>,
-        state: serde_json::Value,
-    ) -> Result<(), Error> {
-        match (&self.by_account, account) {
-            (Some(states), Some(account)) => {
-                let mut states = states.lock().await;
-                states
-                    .states
-                    .entry(stream)
-                    .or_default()
-                    .insert(account.to_owned(), state);
-                let recent = states
-                    .sent
-                    .get(stream)
-                    .is_some_and(|at| at.elapsed() < ACCOUNT_STATE_INTERVAL);
-                if recent {
-                    states.dirty.insert(stream);
-                    return Ok(());
-                }
-                self.send_accounts(&mut states, stream).await
-            }
-            _ => self.send(Output::State { stream, state }).await,
-        }
-    }
-
-    /// Sends the STATE of every stream whose accounts' states were held back.
-    async fn flush_states(&self) -> Result<(), Error> {
-        let Some(states) = &self.by_account else {
-            return Ok(());
-        };
-        let mut states = states.lock().await;
-        while let Some(stream) = states.dirty.pop_first() {
-            self.send_accounts(&mut states, stream).await?;
-        }
-        Ok(())
-    }
-
-    /// Sends one stream's STATE with every account's state (the lock held by the caller).
-    async fn send_accounts(
-        &self,
-        states: &mut AccountStates,
-        stream: &'static str,
-    ) -> Result<(), Error> {
-        let accounts = states.states.get(stream).cloned().unwrap_or_default();
-        let state = serde_json::json!({ "accounts": accounts });
-        states.dirty.remove(stream);
-        states.sent.insert(stream, std::time::Instant::now());
-        self.send(Output::State { stream, state }).await
-    }
-
-    async fn message(&self, message: AirbyteMessage) -> Result<(), Error> {
-        self.send(Output::Message(message)).await
-    }
-}
-
 /// What every read task of one account shares.
 struct Ctx {
     /// The selected child streams, by parent (`children.rs`).
@@ -826,103 +702,6 @@ impl Ctx {
         }
         self.emit.records(stream, records).await
     }
-}
-
-/// `[from, to)` cut into windows of `size` seconds.
-fn windows(from: i64, to: i64, size: i64) -> Vec<(i64, i64)> {
-    let mut out = Vec::new();
-    let mut start = from;
-    while start < to {
-        let end = start.saturating_add(size).min(to);
-        out.push((start, end));
-        start = end;
-    }
-    out
-}
-
-/// The fields of a record the engine looks at.
-struct Head {
-    id: String,
-    /// `created`, or for invoice items, which have none, their `date`.
-    created: Option<i64>,
-    /// The object has an `updated` of its own.
-    updated: bool,
-    object: Option<String>,
-}
-
-/// The record as Stripe sent it, with our fields: `updated` (replacing Stripe's own
-/// where the object has one, which only products do: `has_updated`), `is_deleted` and
-/// `stripe_account`. The text is copied as is, the fields appended; only a record whose
-/// `updated` is replaced goes through a parse.
-fn decorate(
-    raw: &str,
-    has_updated: bool,
-    updated: Option<i64>,
-    deleted: bool,
-    account: Option<&str>,
-) -> String {
-    if let (true, Some(updated)) = (has_updated, updated)
-        && let Ok(serde_json::Value::Object(mut object)) = serde_json::from_str(raw)
-    {
-        object.insert("updated".to_owned(), updated.into());
-        if deleted {
-            object.insert("is_deleted".to_owned(), true.into());
-        }
-        if let Some(account) = account {
-            object.insert("stripe_account".to_owned(), account.into());
-        }
-        return serde_json::Value::Object(object).to_string();
-    }
-    let mut extra = String::new();
-    if let (false, Some(updated)) = (has_updated, updated) {
-        extra.push_str(&format!(",\"updated\":{updated}"));
-    }
-    if deleted {
-        extra.push_str(",\"is_deleted\":true");
-    }
-    if let Some(account) = account {
-        extra.push_str(",\"stripe_account\":");
-        extra.push_str(&serde_json::Value::from(account).to_string());
-    }
-    if extra.is_empty() {
-        return raw.to_owned();
-    }
-    let trimmed = raw.trim_end();
-    let body = trimmed.strip_suffix('}').unwrap_or(trimmed);
-    let mut out = String::with_capacity(body.len() + extra.len() + 1);
-    out.push_str(body);
-    out.push_str(&extra);
-    out.push('}');
-    out
-}
-
-fn head(stream: &str, raw: &str) -> Result<Head, Error> {
-    let head = stripe::scan::head(raw).map_err(|refusal| {
-        let (stripe::scan::Refusal::Syntax(why) | stripe::scan::Refusal::Shape(why)) = refusal;
-        invalid(stream, &why)
-    })?;
-    head_of(stream, &head)
-}
-
-/// The engine's head of an object a page's scan read ([`stripe::scan`]).
-fn head_of(stream: &str, head: &stripe::scan::Head) -> Result<Head, Error> {
-    let id = head
-        .id
-        .clone()
-        .ok_or_else(|| invalid(stream, "missing field `id`"))?;
-    Ok(Head {
-        id,
-        created: head.created.or(head.date),
-        updated: head.updated,
-        object: head.object.clone(),
-    })
-}
-
-fn invalid(stream: &str, why: &str) -> Error {
-    Error::Stripe(stripe::Error::InvalidResponse {
-        path: stream.to_owned(),
-        message: format!("an object has no id or created: {why}"),
-    })
 }
 
 /// Reads a list stream per its plan, with its STATEs. `done`: the ranges of `created` a
@@ -989,77 +768,6 @@ async fn read_list(
     Ok(())
 }
 
-/// Jobs run as tasks of their own, their outputs taken in job order.
-///
-/// Why tasks and not a `buffered` stream: the caller awaits the channel to the sink
-/// between outputs. Tokio's channel hands its free slots to waiters in arrival order; a
-/// job inside a stream that is not being polled would keep the slots it was handed and
-/// never send, and the caller behind it would wait for ever once the sink is slower than
-/// Stripe. Tasks are polled by the runtime whatever the caller awaits.
-struct InOrder<T> {
-    tasks: tokio::task::JoinSet<(usize, Result<T, Error>)>,
-    /// Jobs not started yet: at most `limit` run at once.
-    waiting: std::vec::IntoIter<BoxFuture<'static, Result<T, Error>>>,
-    started: usize,
-    limit: usize,
-    ready: std::collections::BTreeMap<usize, T>,
-    next: usize,
-}
-
-impl<T: Send + 'static> InOrder<T> {
-    fn spawn_all(
-        jobs: impl IntoIterator<Item = BoxFuture<'static, Result<T, Error>>>,
-        limit: usize,
-    ) -> Self {
-        let mut this = InOrder {
-            tasks: tokio::task::JoinSet::new(),
-            waiting: jobs.into_iter().collect::<Vec<_>>().into_iter(),
-            started: 0,
-            limit: limit.max(1),
-            ready: std::collections::BTreeMap::new(),
-            next: 0,
-        };
-        this.start_more();
-        this
-    }
-
-    fn start_more(&mut self) {
-        while self.tasks.len() < self.limit {
-            let Some(job) = self.waiting.next() else {
-                return;
-            };
-            let index = self.started;
-            self.started += 1;
-            self.tasks.spawn(async move { (index, job.await) });
-        }
-    }
-
-    /// The next job's output, in job order; `None` after the last. The first error
-    /// ends it (dropping `InOrder` aborts the jobs still running).
-    async fn next(&mut self) -> Result<Option<T>, Error> {
-        loop {
-            if let Some(output) = self.ready.remove(&self.next) {
-                self.next += 1;
-                return Ok(Some(output));
-            }
-            match self.tasks.join_next().await {
-                None => return Ok(None),
-                Some(Ok((index, Ok(output)))) => {
-                    self.ready.insert(index, output);
-                    self.start_more();
-                }
-                Some(Ok((_, Err(err)))) => return Err(err),
-                Some(Err(err)) => {
-                    return Err(Error::StreamsFailed {
-                        message: format!("a read task failed: {err}"),
-                        failure_type: FailureType::SystemError,
-                    });
-                }
-            }
-        }
-    }
-}
-
 /// One page of `def`'s list endpoint in `[gte, lt)`.
 async fn list_page(
     ctx: &Ctx,
@@ -1082,214 +790,4 @@ async fn list_page(
     query.extend(def.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let client = endpoints::client_for(ctx, def);
     Ok(client.list(def.path, &query).await?)
-}
-
-/// A stream whose changes come from the events pass.
-#[derive(Clone)]
-struct EventsStream {
-    def: &'static StreamDef,
-    cursor: i64,
-    /// Events before this are not for this stream (cursor minus lookback).
-    from: i64,
-}
-
-#[derive(Deserialize)]
-struct EventHead {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    created: i64,
-    data: EventData,
-}
-
-#[derive(Deserialize)]
-struct EventData {
-    object: Box<RawValue>,
-}
-
-/// One pass over `/v1/events` for every event-driven stream: windows of a day from the
-/// earliest cursor to the sync's clock, the event types in groups of 20, each event's
-/// object routed to the stream whose type and `object` match. After each window a STATE
-/// for every stream.
-async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Error> {
-    let from = streams
-        .iter()
-        .map(|s| s.from)
-        .min()
-        .unwrap_or(ctx.events_until);
-    let mut types: Vec<&'static str> = Vec::new();
-    // Each type once: streams of different objects share some (a connected account's
-    // bank accounts and cards, `account.external_account.*`).
-    for kind in streams
-        .iter()
-        .flat_map(|s| s.def.event_types.iter().copied())
-        .chain(
-            streams
-                .iter()
-                .flat_map(|s| children::own_event_types(&ctx.families, s.def.name)),
-        )
-    {
-        if !types.contains(&kind) {
-            types.push(kind);
-        }
-    }
-    let shared: Arc<Vec<EventsStream>> = Arc::new(streams.to_vec());
-    let mut done = InOrder::spawn_all(
-        windows(from, ctx.events_until, EVENTS_WINDOW_SECS)
-            .into_iter()
-            .map(|(gte, lt)| {
-                let (ctx, streams, types) = (ctx.clone(), shared.clone(), types.clone());
-                async move {
-                    let chunks = types
-                        .chunks(MAX_EVENT_TYPES)
-                        .map(|chunk| read_events_range(&ctx, &streams, chunk, gte, lt));
-                    futures::future::try_join_all(chunks).await?;
-                    Ok(lt)
-                }
-                .boxed()
-            }),
-        ctx.split_budget,
-    );
-    while let Some(end) = done.next().await? {
-        for stream in streams.iter().filter(|s| end > s.cursor) {
-            ctx.state(
-                stream.def.name,
-                StreamState {
-                    cursor: end,
-                    ..StreamState::default()
-                }
-                .to_json(Cursor::Updated),
-            )
-            .await?;
-        }
-    }
-    for stream in streams.iter().filter(|s| s.cursor >= ctx.events_until) {
-        // Nothing new: say the state again so the platform keeps it.
-        ctx.state(
-            stream.def.name,
-            StreamState {
-                cursor: stream.cursor,
-                ..StreamState::default()
-            }
-            .to_json(Cursor::Updated),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-async fn read_events_range(
-    ctx: &Ctx,
-    streams: &[EventsStream],
-    types: &[&str],
-    gte: i64,
-    lt: i64,
-) -> Result<(), Error> {
-    let mut starting_after: Option<String> = None;
-    loop {
-        let mut query: Vec<(&str, String)> = vec![
-            ("limit", PAGE_LIMIT.to_owned()),
-            ("created[gte]", gte.to_string()),
-            ("created[lt]", lt.to_string()),
-        ];
-        query.extend(types.iter().map(|t| ("types[]", (*t).to_owned())));
-        if let Some(after) = &starting_after {
-            query.push(("starting_after", after.clone()));
-        }
-        let permit = ctx.emit.page_permit().await?;
-        let page = ctx.client.list("/v1/events", &query).await?;
-        let PageRef { data, has_more, .. } = page.parse()?;
-        let mut routed: Vec<Vec<String>> = vec![Vec::new(); streams.len()];
-        let mut own: Vec<(&'static str, String)> = Vec::new();
-        let mut last_id = None;
-        for raw in data {
-            let event: EventHead = serde_json::from_str(raw).map_err(|err| {
-                Error::Stripe(stripe::Error::InvalidResponse {
-                    path: "/v1/events".to_owned(),
-                    message: format!("an event has no type, created or data.object: {err}"),
-                })
-            })?;
-            let object = head("events", event.data.object.get())?;
-            last_id = Some(event.id);
-            let target = streams.iter().position(|s| {
-                s.def.event_types.contains(&event.kind.as_str())
-                    && object.object.as_deref() == Some(s.def.object)
-                    && event.created >= s.from
-            });
-            if let Some(index) = target {
-                routed[index].push(decorate(
-                    event.data.object.get(),
-                    object.updated,
-                    Some(event.created),
-                    StreamDef::is_deletion(&event.kind),
-                    ctx.account.as_deref(),
-                ));
-            } else if let Some(child) =
-                streams
-                    .iter()
-                    .filter(|s| event.created >= s.from)
-                    .find_map(|s| {
-                        children::own_event_stream(
-                            &ctx.families,
-                            s.def.name,
-                            &event.kind,
-                            object.object.as_deref(),
-                        )
-                    })
-            {
-                // A child's own event (`children.rs`): the child as it is now.
-                own.push((
-                    child.name,
-                    decorate(
-                        event.data.object.get(),
-                        object.updated,
-                        Some(event.created),
-                        StreamDef::is_deletion(&event.kind),
-                        ctx.account.as_deref(),
-                    ),
-                ));
-            }
-        }
-        for (stream, records) in streams.iter().zip(routed) {
-            ctx.records(stream.def.name, records).await?;
-        }
-        for (child, record) in own {
-            ctx.emit.records(child, vec![record]).await?;
-        }
-        drop(permit);
-        match (last_id, has_more) {
-            (Some(id), true) => starting_after = Some(id),
-            _ => return Ok(()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_cover_the_range_once() {
-        assert_eq!(windows(0, 10, 4), vec![(0, 4), (4, 8), (8, 10)]);
-        assert_eq!(windows(0, 8, 4), vec![(0, 4), (4, 8)]);
-        assert!(windows(5, 5, 4).is_empty());
-        assert!(windows(6, 5, 4).is_empty());
-    }
-
-    #[test]
-    fn decorate_appends_fields_and_keeps_the_rest_verbatim() {
-        let raw = r#"{"id":"cus_1","created":5,"amount":1.50} "#;
-        assert_eq!(
-            decorate(raw, false, Some(7), true, Some("acct_1")),
-            r#"{"id":"cus_1","created":5,"amount":1.50,"updated":7,"is_deleted":true,"stripe_account":"acct_1"}"#
-        );
-        let product = r#"{"id":"prod_1","created":5,"updated":9}"#;
-        assert_eq!(decorate(product, true, None, false, None), product);
-        let replaced: serde_json::Value =
-            serde_json::from_str(&decorate(product, true, Some(12), true, None)).unwrap();
-        assert_eq!(
-            replaced,
-            serde_json::json!({"id": "prod_1", "created": 5, "updated": 12, "is_deleted": true})
-        );
-    }
 }

@@ -39,7 +39,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::checkpoint::{Checkpoint, Kind};
-use super::{Ctx, PAGE_LIMIT, decorate, head_of, list_page};
+use super::record::{decorate, head_of};
+use super::{Ctx, PAGE_LIMIT, list_page};
 use crate::error::{Error, FailureType};
 use crate::streams::StreamDef;
 
