@@ -8,9 +8,10 @@
 //! ```
 //!
 //! Prints one JSON line: records; `min_pages` (Σ over streams of ⌈objects ÷ 100⌉: the
-//! fewest requests that can carry the data); `requests` and `requests_per_min_page`;
+//! fewest requests that can carry the data; a child stream its parent does not embed
+//! adds a call per parent: `fewest_requests`); `requests` and `requests_per_min_page`;
 //! `wall_s`; `bound_s`, the time Stripe's limits allow at best: max(`min_pages` ÷ account
-//! rate, the largest stream's pages ÷ endpoint rate); `bound_fraction` = `bound_s` ÷
+//! rate, the busiest endpoint's fewest requests ÷ endpoint rate); `bound_fraction` = `bound_s` ÷
 //! `wall_s`; 429s seen, connector CPU seconds, records per connector CPU-second, and the
 //! connector's peak RSS (its `VmHWM`, polled every 20 ms).
 //!
@@ -98,6 +99,65 @@ struct Args {
     streams: Vec<String>,
 }
 
+/// The fewest requests that can carry the selected streams' data, in all and on the
+/// busiest endpoint: a list stream's ⌈objects ÷ 100⌉ pages (one for an empty stream); a
+/// child stream that its parent embeds, none of its own (a lower bound: more only where
+/// an embedded list has more); one that is not embedded, a call per parent object (or
+/// its pages, if more), all on one endpoint; a parent that is not selected but feeds a
+/// selected child, its own pages.
+fn fewest_requests(
+    emulator: &Emulator,
+    scope: &emulator::Scope,
+    streams: &[String],
+    counts: &[usize],
+) -> (usize, usize) {
+    use source_stripe::streams;
+    use source_stripe::stripe::limits::endpoint_of;
+    let pages = |n: usize| n.div_ceil(100).max(1);
+    let mut by_endpoint: std::collections::HashMap<String, usize> = Default::default();
+    let mut listed: std::collections::HashSet<&str> = Default::default();
+    let mut list = |name: &'static str,
+                    n: usize,
+                    by_endpoint: &mut std::collections::HashMap<String, usize>| {
+        if listed.insert(name) {
+            let def = streams::find(name).expect("a stream of the table");
+            *by_endpoint.entry(endpoint_of(def.path)).or_default() += pages(n);
+        }
+    };
+    for (name, n) in streams.iter().zip(counts) {
+        let Some(def) = streams::find(name) else {
+            continue;
+        };
+        match &def.child {
+            None => list(def.name, *n, &mut by_endpoint),
+            Some(child) => {
+                // Its ancestors are listed (once) whether they are selected or not.
+                let mut parent = child.parent;
+                loop {
+                    let parent_def = streams::find(parent).expect("a parent in the table");
+                    if parent_def.child.is_none() {
+                        list(
+                            parent_def.name,
+                            emulator.ids(scope, parent).len(),
+                            &mut by_endpoint,
+                        );
+                        break;
+                    }
+                    parent = parent_def.child.as_ref().expect("a child").parent;
+                }
+                if child.embedded.is_none() {
+                    let parents = emulator.ids(scope, child.parent).len();
+                    *by_endpoint.entry(endpoint_of(def.path)).or_default() +=
+                        parents.max(n.div_ceil(100));
+                }
+            }
+        }
+    }
+    let total = by_endpoint.values().sum();
+    let largest = by_endpoint.values().copied().max().unwrap_or(0);
+    (total, largest)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -134,9 +194,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| emulator.ids(&scope, s).len())
         .collect();
     let expected: usize = counts.iter().sum();
-    let pages = |n: usize| n.div_ceil(100).max(1);
-    let min_pages: usize = counts.iter().map(|n| pages(*n)).sum();
-    let largest_pages = counts.iter().map(|n| pages(*n)).max().unwrap_or(0);
+    let (min_pages, largest_pages) = fewest_requests(&emulator, &scope, &args.streams, &counts);
     emulator.set_faults(Faults {
         rate_limit_per_sec: (rate_limit > 0.0).then_some(rate_limit),
         endpoint_rate_limit_per_sec: (endpoint_rate_limit > 0.0).then_some(endpoint_rate_limit),
