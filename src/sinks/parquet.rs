@@ -202,7 +202,9 @@ impl ParquetFolder {
     /// When the folder cannot be created or read, or its state file is not a list of
     /// STATE messages.
     pub fn create(dir: &Path, options: Options) -> io::Result<ParquetFolder> {
-        Self::create_shared(dir, options, &|_| true)
+        let folder = Self::create_shared(dir, options, &|_| true)?;
+        remove_state_temporaries(dir, STATE_FILE)?;
+        Ok(folder)
     }
 
     /// [`ParquetFolder::create`] for a folder other processes write too (shards): only
@@ -259,6 +261,7 @@ impl ParquetFolder {
     /// # Errors
     /// As [`ParquetFolder::create`] for the state file.
     pub fn with_state_file(mut self, name: &str) -> io::Result<ParquetFolder> {
+        remove_state_temporaries(&self.dir, name)?;
         self.saved = read_saved_states(&self.dir.join(name))?;
         self.state_file = name.to_owned();
         Ok(self)
@@ -693,6 +696,21 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Removes what a run killed while it wrote `state_file` left: its temporary copies
+/// ([`write_atomically`]'s `.state.json.<pid>-<random>.tmp`). The state file has one
+/// writer (the destination's lock; a shard has its own file), so none is in use.
+fn remove_state_temporaries(dir: &Path, state_file: &str) -> io::Result<()> {
+    let prefix = format!(".{state_file}.");
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") && entry.file_type()?.is_file() {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Removes the hidden `.part-*.parquet.tmp` files a dead run left (two levels deep).
 fn remove_temporary_files(dir: &Path, owns: &dyn Fn(Option<&str>) -> bool) -> io::Result<()> {
     let mut folders = vec![(dir.to_owned(), 0)];
@@ -853,12 +871,23 @@ mod tests {
             "dead",
         )
         .unwrap();
+        // A run killed while it wrote its state, and a shard's state being written.
+        fs::write(dir.path().join(".state.json.4242-0badf00d.tmp"), "dead").unwrap();
+        fs::write(dir.path().join(".state.shard-1.json.77-1.tmp"), "live").unwrap();
         let mut sink = ParquetFolder::create(dir.path(), Options::default()).unwrap();
         assert!(
             !dir.path()
                 .join("charges/.part-1-x-00001.parquet.tmp")
                 .exists(),
             "a dead run's temporary file is removed"
+        );
+        assert!(
+            !dir.path().join(".state.json.4242-0badf00d.tmp").exists(),
+            "a dead run's temporary state is removed"
+        );
+        assert!(
+            dir.path().join(".state.shard-1.json.77-1.tmp").exists(),
+            "another state file's temporaries are not this run's"
         );
         let record = |id: &str, acct: &str| json!({"id": id, "stripe_account": acct}).to_string();
         sink.records("charges", &[record("ch_1", "acct_a")])
