@@ -72,7 +72,7 @@ pub(super) async fn read_unfiltered(
         ctx.records(def.name, records).await?;
         drop(permit);
         match (last_id, has_more && !below) {
-            (Some(id), true) => starting_after = Some(id),
+            (Some(id), true) => starting_after = Some(id.to_owned()),
             _ => return Ok(()),
         }
     }

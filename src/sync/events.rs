@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::record::{decorate, head};
+use super::record::{decorate, head_of, scan};
 use super::state::StreamState;
 use super::{Ctx, PAGE_LIMIT, children};
 use crate::error::{Error, FailureType};
@@ -231,11 +231,12 @@ async fn read_events_range(
                     message: format!("an event has no type, created or data.object: {err}"),
                 })
             })?;
-            let object = head("events", event.data.object.get())?;
+            let scanned = scan("events", event.data.object.get())?;
+            let object = head_of("events", &scanned)?;
             last_id = Some(event.id);
             let target = streams.iter().position(|s| {
                 s.def.event_types.contains(&event.kind.as_str())
-                    && object.object.as_deref() == Some(s.def.object)
+                    && object.object == Some(s.def.object)
                     && event.created >= s.from
             });
             if let Some(index) = target {
@@ -255,7 +256,7 @@ async fn read_events_range(
                             &ctx.families,
                             s.def.name,
                             &event.kind,
-                            object.object.as_deref(),
+                            object.object,
                         )
                     })
             {

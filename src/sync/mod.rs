@@ -608,7 +608,7 @@ pub(crate) async fn list_connected_accounts(client: &Client) -> Result<Vec<Strin
             heads, has_more, ..
         } = page.parse()?;
         for h in heads {
-            ids.push(head_of("accounts", h)?.id);
+            ids.push(head_of("accounts", h)?.id.to_owned());
         }
         match (ids.last(), has_more) {
             (Some(last), true) => starting_after = Some(last.clone()),

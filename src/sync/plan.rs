@@ -462,7 +462,7 @@ async fn read_range(
         }
         let last = &heads[keep - 1];
         lock(&bounds).emitted = last.created.unwrap_or(0);
-        after = Some(last.id.clone());
+        after = Some(last.id.to_owned());
         ctx.budget.notify();
     }
 }

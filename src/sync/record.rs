@@ -4,14 +4,14 @@
 use crate::error::Error;
 use crate::stripe;
 
-/// The fields of a record the engine looks at.
-pub(super) struct Head {
-    pub(super) id: String,
+/// The fields of a record the engine looks at, borrowed from the scan that found them.
+pub(super) struct Head<'a> {
+    pub(super) id: &'a str,
     /// `created`, or for invoice items, which have none, their `date`.
     pub(super) created: Option<i64>,
     /// The object has an `updated` of its own.
     pub(super) updated: bool,
-    pub(super) object: Option<String>,
+    pub(super) object: Option<&'a str>,
 }
 
 /// The record as Stripe sent it, with our fields: `updated` (replacing Stripe's own
@@ -60,25 +60,25 @@ pub(super) fn decorate(
     out
 }
 
-pub(super) fn head(stream: &str, raw: &str) -> Result<Head, Error> {
-    let head = stripe::scan::head(raw).map_err(|refusal| {
+/// Scans one object's text (an event's `data.object`) for its head: [`head_of`] reads it.
+pub(super) fn scan(stream: &str, raw: &str) -> Result<stripe::scan::Head, Error> {
+    stripe::scan::head(raw).map_err(|refusal| {
         let (stripe::scan::Refusal::Syntax(why) | stripe::scan::Refusal::Shape(why)) = refusal;
         invalid(stream, &why)
-    })?;
-    head_of(stream, &head)
+    })
 }
 
-/// The engine's head of an object a page's scan read ([`stripe::scan`]).
-pub(super) fn head_of(stream: &str, head: &stripe::scan::Head) -> Result<Head, Error> {
+/// The engine's head of an object a scan read ([`stripe::scan`]).
+pub(super) fn head_of<'a>(stream: &str, head: &'a stripe::scan::Head) -> Result<Head<'a>, Error> {
     let id = head
         .id
-        .clone()
+        .as_deref()
         .ok_or_else(|| invalid(stream, "missing field `id`"))?;
     Ok(Head {
         id,
         created: head.created.or(head.date),
         updated: head.updated,
-        object: head.object.clone(),
+        object: head.object.as_deref(),
     })
 }
 
