@@ -21,6 +21,13 @@ pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 pub const DEFAULT_START_DATE: &str = "2017-01-25T00:00:00Z";
 /// The page latency the default `num_workers` plans for, in seconds.
 const IN_FLIGHT_LATENCY_SECS: f64 = 0.8;
+/// The share of Stripe's account limit the connector takes by default: the merchant's own
+/// integration spends the same account's budget.
+const ACCOUNT_PACE: f64 = 0.95;
+/// The share of Stripe's per-endpoint limit: an endpoint a sync lists is rarely one the
+/// merchant's integration lists too, and the pacer keeps any second within 25 at this
+/// share (`stripe::limits`).
+const ENDPOINT_PACE: f64 = 0.98;
 
 /// A user-input error in the config file. Always a `config_error`.
 #[derive(Debug, thiserror::Error)]
@@ -535,7 +542,7 @@ impl Config {
                 ));
             }
             Some(limit) => limit as f64,
-            None => f64::from(mode.stripe_rate_limit()) * 0.95,
+            None => f64::from(mode.stripe_rate_limit()) * ACCOUNT_PACE,
         };
         let endpoint_rate_limit = match raw.endpoint_rate_limit {
             Some(limit) if limit < 1 => {
@@ -545,7 +552,9 @@ impl Config {
                 ));
             }
             Some(limit) => limit as f64,
-            None => (crate::stripe::limits::STRIPE_ENDPOINT_LIMIT * 0.95).max(rate_limit / 4.0),
+            None => {
+                (crate::stripe::limits::STRIPE_ENDPOINT_LIMIT * ENDPOINT_PACE).max(rate_limit / 4.0)
+            }
         };
         let num_workers = match raw.num_workers {
             Some(n) if !(1..=200).contains(&n) => {
@@ -725,7 +734,7 @@ mod tests {
         assert_eq!(config.slice_secs, 365 * 86_400);
         assert_eq!(config.num_workers, 76);
         assert_eq!(config.rate_limit, 95.0);
-        assert_eq!(config.endpoint_rate_limit, 23.75);
+        assert_eq!(config.endpoint_rate_limit, 24.5);
         assert_eq!(config.api_base.as_str(), "https://api.stripe.com/");
         assert_eq!(config.stripe_version, DEFAULT_STRIPE_VERSION);
     }

@@ -632,6 +632,7 @@ impl Client {
             request = request.header("Stripe-Account", account);
         }
         let sent = tokio::time::Instant::now();
+        tracing::trace!(endpoint, "sent");
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(err) => {

@@ -12,9 +12,10 @@
 //!   [`Budget`] per account, across streams; [`ranges_wanted`]): the biggest streams as
 //!   many as their endpoint's limit pays for (its rate × the measured latency, Little's
 //!   law), a small stream one.
-//! - Where: idle capacity steals the older half (by estimated pages) of the unread part of
+//! - Where: idle capacity steals the older part (by estimated pages) of the unread part of
 //!   the range with the most pages left, while that range's reader goes on from where it
-//!   is. Only a range
+//!   is: the older half for one free slot, equal shares at once for several (a freshly
+//!   measured range is shared by as many readers as it pays for). Only a range
 //!   that has read a full page (so has pages) is split, and only when it is estimated to
 //!   hold at least [`MIN_SPLIT_PAGES`] more: a split costs about one partial page. A
 //!   stolen range's first request is at once its probe and its first full page: finding
@@ -214,29 +215,58 @@ fn secs_left(bounds: &Bounds) -> i64 {
     }
 }
 
-/// Takes the older half (by estimated pages) of the rest of the range with the most
-/// pages left, when that is worth a request; the range's reader goes on above the cut.
-fn steal<'a>(active: impl Iterator<Item = &'a Arc<Mutex<Bounds>>>) -> Option<Range> {
-    let bounds = active
+/// Cuts the rest of the range with the most pages left into `pieces` parts of about
+/// equal estimated pages (fewer where it holds fewer than [`MIN_SPLIT_PAGES`] each), when
+/// that is worth a request; the range's reader goes on in the newest part, the older
+/// parts are returned, newest first.
+///
+/// Cut at once rather than halved again and again: halving a freshly measured range into
+/// eight leaves half of it to one reader (and an eighth to six others), which then has to
+/// be split again, a partial page per split.
+fn steal<'a>(active: impl Iterator<Item = &'a Arc<Mutex<Bounds>>>, pieces: usize) -> Vec<Range> {
+    let Some(bounds) = active
         .filter(|b| {
             let b = lock(b);
             b.span > 0 && pages_left(&b, 0) >= MIN_SPLIT_PAGES
         })
-        .max_by_key(|b| pages_left(&lock(b), 0))?;
+        .max_by_key(|b| pages_left(&lock(b), 0))
+    else {
+        return Vec::new();
+    };
     let mut b = lock(bounds);
-    // The reader keeps about half the pages it is estimated to have left, by the density
-    // it measures where it reads; never less than half the time left. Where the
-    // estimate is held back by the evidence (a dense recent end, years of nothing
-    // before it), the cut stays in the dense part, so the stolen range starts on full
-    // pages rather than on an empty stretch.
-    let by_density = b.frontier - (pages_left(&b, 0) / 2) * b.span;
-    let cut = by_density.max(b.gte + (b.frontier - b.gte + 1) / 2);
-    if b.closed || cut <= b.gte || cut > b.frontier {
-        return None;
+    let pages = pages_left(&b, 0);
+    let pieces = (pieces as i64)
+        .min(pages / (MIN_SPLIT_PAGES / 2).max(1))
+        .max(1);
+    if b.closed || pieces < 2 {
+        return Vec::new();
     }
-    let stolen = Range::new(b.gte, Some(cut), cut);
-    b.gte = cut;
-    Some(stolen)
+    // Cut `j` of `pieces` sits `j` shares of the estimated pages below the reader, by the
+    // density it measures where it reads; never above the `j`-th share of the time
+    // left. Where the estimate is held back by the evidence (a dense recent end, years
+    // of nothing before it), the cuts stay in the dense part, so the stolen ranges start
+    // on full pages and the oldest takes the empty stretch.
+    let (gte, top) = (b.gte, b.frontier + 1);
+    let cut = |j: i64| {
+        let by_density = top - (pages * j / pieces) * b.span;
+        let by_time = top - (top - gte) * j / pieces;
+        by_density.max(by_time)
+    };
+    let mut cuts: Vec<i64> = (1..pieces)
+        .map(cut)
+        .filter(|&c| c > gte && c < top)
+        .collect();
+    cuts.dedup();
+    let Some(&newest_cut) = cuts.first() else {
+        return Vec::new();
+    };
+    let mut stolen = Vec::with_capacity(cuts.len());
+    for (i, &upper) in cuts.iter().enumerate() {
+        let lower = cuts.get(i + 1).copied().unwrap_or(gte);
+        stolen.push(Range::new(lower, Some(upper), upper));
+    }
+    b.gte = newest_cut;
+    stolen
 }
 
 /// A range being read.
@@ -330,10 +360,14 @@ pub(crate) async fn read_ranges(
         );
         let mut started = 0;
         while active.len() < allowed && (load.ranges + started < total || active.is_empty()) {
-            let Some(range) = pending
-                .pop_front()
-                .or_else(|| steal(active.iter().map(|a| &a.bounds)))
-            else {
+            if pending.is_empty() {
+                // One cut for every free slot, so a measured range is shared at once.
+                let slots = (allowed - active.len())
+                    .min(total.saturating_sub(load.ranges + started))
+                    .max(1);
+                pending.extend(steal(active.iter().map(|a| &a.bounds), slots + 1));
+            }
+            let Some(range) = pending.pop_front() else {
                 break;
             };
             let bounds = range.bounds.clone();
@@ -488,7 +522,13 @@ mod tests {
         let big = range(1_000, 20_000, 10_999, 100);
         let fresh = Range::new(0, Some(1_000_000), 1_000_000);
         let active = [&small.bounds, &big.bounds, &fresh.bounds];
-        let stolen = steal(active.into_iter()).expect("the big range has 100 pages left");
+        let stolen = steal(active.into_iter(), 2);
+        let [stolen] = &stolen[..] else {
+            panic!(
+                "the big range has 100 pages left: one older half, got {}",
+                stolen.len()
+            );
+        };
         assert_eq!(stolen.lt, Some(6_000));
         assert_eq!(stolen.top, 6_000);
         assert_eq!(lock(&stolen.bounds).gte, 1_000);
@@ -505,7 +545,46 @@ mod tests {
         );
         // Ranges without a full page yet, small ones and closed ones are left alone.
         lock(&big.bounds).closed = true;
-        assert!(steal(active.into_iter()).is_none());
+        assert!(steal(active.into_iter(), 2).is_empty());
+    }
+
+    #[test]
+    fn a_steal_for_many_slots_cuts_equal_shares_at_once() {
+        // 100 pages at 100 s a page: four readers get 25 pages each.
+        let big = range(1_000, 20_000, 10_999, 100);
+        let stolen = steal([&big.bounds].into_iter(), 4);
+        let parts: Vec<(i64, Option<i64>)> =
+            stolen.iter().map(|r| (lock(&r.bounds).gte, r.lt)).collect();
+        assert_eq!(
+            parts,
+            [
+                (6_000, Some(8_500)),
+                (3_500, Some(6_000)),
+                (1_000, Some(3_500))
+            ]
+        );
+        assert_eq!(
+            lock(&big.bounds).gte,
+            8_500,
+            "the reader keeps the newest share"
+        );
+        // A dense newest end (a page a second) with years before it: the cuts stay in
+        // the dense part and the oldest range takes the rest.
+        let dense = range(0, 100_000_000, 99_999_999, 1);
+        let stolen = steal([&dense.bounds].into_iter(), 4);
+        let parts: Vec<(i64, Option<i64>)> =
+            stolen.iter().map(|r| (lock(&r.bounds).gte, r.lt)).collect();
+        assert_eq!(
+            parts,
+            [
+                (99_999_936, Some(99_999_968)),
+                (99_999_904, Some(99_999_936)),
+                (0, Some(99_999_904))
+            ]
+        );
+        // Never pieces of less than two pages: a 5-page range splits in two.
+        let small = range(0, 1_000, 499, 100);
+        assert_eq!(steal([&small.bounds].into_iter(), 8).len(), 1);
     }
 
     #[test]
