@@ -90,6 +90,9 @@ struct Args {
     /// Objects as large as Stripe's 2026 ones.
     #[arg(long)]
     large_objects: bool,
+    /// Answers in compact JSON rather than pretty-printed as Stripe sends them.
+    #[arg(long)]
+    compact_json: bool,
     /// Streams to read (full refresh).
     #[arg(
         long,
@@ -181,6 +184,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         history_days,
         recent_share,
         large_objects: args.large_objects,
+        compact_json: args.compact_json,
         ..emulator::Config::default()
     });
     let scope = emulator::Scope {
@@ -351,6 +355,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "output": args.output,
         "shape": args.shape,
         "large_objects": args.large_objects,
+        "compact_json": args.compact_json,
         "mode": args.mode,
         "size": args.size,
         "latency_ms": args.latency_ms,

@@ -232,7 +232,8 @@ impl<W: Write> Writer<W> {
         self.out.write_all(b"\n")
     }
 
-    /// Writes one RECORD line around the record's JSON text, which is copied as is.
+    /// Writes one RECORD line around the record's JSON text, which is copied as is (on
+    /// one line: [`crate::stripe::scan::compact`]).
     ///
     /// # Errors
     /// The underlying writer's error.
@@ -241,7 +242,8 @@ impl<W: Write> Writer<W> {
             .write_all(b"{\"type\":\"RECORD\",\"record\":{\"stream\":")?;
         serde_json::to_writer(&mut self.out, stream)?;
         self.out.write_all(b",\"data\":")?;
-        self.out.write_all(data.as_bytes())?;
+        self.out
+            .write_all(crate::stripe::scan::compact(data).as_bytes())?;
         writeln!(self.out, ",\"emitted_at\":{emitted_at}}}}}")
     }
 
@@ -265,6 +267,23 @@ mod tests {
         let mut writer = Writer::new(Vec::new());
         writer
             .record("customers", r#"{"id":"cus_1","amount":1.50}"#, 7)
+            .unwrap();
+        let line = String::from_utf8(writer.into_inner()).unwrap();
+        assert_eq!(
+            line,
+            "{\"type\":\"RECORD\",\"record\":{\"stream\":\"customers\",\"data\":{\"id\":\"cus_1\",\"amount\":1.50},\"emitted_at\":7}}\n"
+        );
+    }
+
+    #[test]
+    fn a_pretty_printed_record_is_one_line() {
+        let mut writer = Writer::new(Vec::new());
+        writer
+            .record(
+                "customers",
+                "{\n  \"id\": \"cus_1\",\n  \"amount\": 1.50\n}",
+                7,
+            )
             .unwrap();
         let line = String::from_utf8(writer.into_inner()).unwrap();
         assert_eq!(

@@ -108,7 +108,9 @@ impl<W: Write + Send> Sink for SingerLines<W> {
         prefix.extend_from_slice(b",\"record\":");
         for record in records {
             self.out.write_all(&prefix)?;
-            self.out.write_all(record.as_bytes())?;
+            // On one line, whatever the whitespace Stripe sent.
+            self.out
+                .write_all(crate::stripe::scan::compact(record).as_bytes())?;
             self.out.write_all(b"}\n")?;
         }
         Ok(())

@@ -131,6 +131,55 @@ pub fn head(text: &str) -> Result<Head, Refusal> {
     Ok(head)
 }
 
+/// JSON text on one line: the whitespace between its tokens taken out when it has a
+/// line break, the text itself when it has none (no allocation).
+///
+/// Stripe pretty-prints its answers (two-space indents, a field a line), so an object
+/// copied out of a page as it was sent spans many lines, and a RECORD line around it
+/// would be many lines of the Airbyte or Singer protocol. A JSON string cannot hold a raw
+/// line break, so every line break is between tokens; only those spaces and breaks go,
+/// every value stays byte for byte as Stripe sent it.
+pub fn compact(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    if memchr::memchr2(b'\n', b'\r', bytes).is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let quote = memchr::memchr(b'"', &bytes[at..]).map_or(bytes.len(), |i| at + i);
+        // Between strings: all but the whitespace.
+        out.extend(
+            text[at..quote]
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '\n' | '\r' | '\t')),
+        );
+        if quote == bytes.len() {
+            break;
+        }
+        // A string, as it is: up to its closing quote, past escapes.
+        let mut end = quote + 1;
+        while let Some(i) = bytes
+            .get(end..)
+            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+        {
+            end += i + 1;
+            if bytes[end - 1] == b'"' {
+                break;
+            }
+            end += 1;
+        }
+        // Past the escaped byte of a `\` that is not JSON's may be inside a character.
+        let mut end = end.min(bytes.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        out.push_str(&text[quote..end]);
+        at = end;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Where the run of plain string characters from `at` ends: at a quote, a backslash, a
 /// control character or the end. Eight bytes at a time, as serde_json does it: a
 /// byte's top bit is set in `found` where it is one of those (the lowest set bit is
@@ -644,6 +693,35 @@ mod tests {
         fn any_text_is_judged_as_serde_json_judges_it(text in "[ -~]{0,60}") {
             agree(&text)?;
         }
+    }
+
+    proptest! {
+        #[test]
+        fn compact_text_is_the_same_json_on_one_line(value in json()) {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            let compact = compact(&pretty);
+            prop_assert!(!compact.contains('\n') && !compact.contains('\r'));
+            prop_assert_eq!(compact.as_ref(), value.to_string());
+            let plain = value.to_string();
+            prop_assert!(matches!(super::compact(&plain), std::borrow::Cow::Borrowed(_)));
+        }
+
+        #[test]
+        fn any_text_compacts_without_a_panic(text in "[\n \"\\\\aé€]{0,40}") {
+            // Not JSON (a raw line break in a string stays): no panic, and outside strings
+            // no whitespace.
+            let compact = compact(&text);
+            if !text.contains('"') && text.contains('\n') {
+                prop_assert_eq!(compact.as_ref(), text.replace([' ', '\n'], ""));
+            }
+        }
+    }
+
+    #[test]
+    fn compact_keeps_strings_as_sent() {
+        let pretty =
+            "{\n  \"a b\": \"x  y\\n\\\"z\\\\\",\n  \"c\": [\n    1.50,\n    \"é \"\n  ]\n}";
+        assert_eq!(compact(pretty), r#"{"a b":"x  y\n\"z\\","c":[1.50,"é "]}"#);
     }
 
     #[test]

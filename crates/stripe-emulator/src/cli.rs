@@ -31,6 +31,9 @@ pub struct Args {
     /// Build the core objects from Stripe's 2026 examples (about twice the size).
     #[arg(long)]
     pub large_objects: bool,
+    /// Answer with compact JSON, not pretty-printed as Stripe answers.
+    #[arg(long)]
+    pub compact_json: bool,
     /// Connected accounts linked at start.
     #[arg(long, default_value_t = 3)]
     pub connected_accounts: usize,
@@ -73,6 +76,7 @@ impl Args {
             history_days: self.history_days,
             recent_share: self.recent_share,
             large_objects: self.large_objects,
+            compact_json: self.compact_json,
             connected_accounts: self.connected_accounts,
             now: self.now,
             frozen_clock: self.frozen_clock,

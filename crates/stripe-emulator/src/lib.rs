@@ -48,6 +48,7 @@ mod faults;
 mod golden;
 mod kid_rows;
 mod kids;
+mod pretty;
 mod resources;
 mod rng;
 mod routes;
@@ -109,6 +110,9 @@ pub struct Config {
     /// Build the core objects from Stripe's 2026 examples, about twice the size of the
     /// 2022 ones (a charge is about 3.4 KB of JSON). Default `false`.
     pub large_objects: bool,
+    /// Answer with compact JSON instead of Stripe's pretty-printed layout (two-space
+    /// indents, a field a line). Default `false`: laid out as Stripe lays it out.
+    pub compact_json: bool,
     /// Connected accounts linked to the platform at start (default 3).
     pub connected_accounts: usize,
     /// API keys of the platform (default [`default_keys`]).
@@ -133,6 +137,7 @@ impl Default for Config {
             history_days: 730,
             recent_share: 0.0,
             large_objects: false,
+            compact_json: false,
             connected_accounts: 3,
             keys: default_keys(),
             now: None,

@@ -466,7 +466,8 @@ async fn v1(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             let resp = Response::new(faults::oversized_body(faults.oversized_bytes));
             return finish(&inner, resp, &request_id, &version, None, &faults);
         }
-        (Reply::Ok(body), _) => (StatusCode::OK, body, None),
+        (Reply::Ok(body), _) if inner.config.compact_json => (StatusCode::OK, body, None),
+        (Reply::Ok(body), _) => (StatusCode::OK, super::pretty::pretty(&body), None),
         (Reply::Err(e), _) => {
             let retry = e.retry.then_some("true");
             (e.status, e.body(), retry)
