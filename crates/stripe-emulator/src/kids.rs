@@ -224,12 +224,17 @@ fn fill(g: &Gen<'_>, data: &mut ScopeData, rng: &mut Rng, k: &Kid, parent: Value
 /// Applies `count` child changes per row at the times `at` gives out: new parents of
 /// `with_parent` rows get their children; `count` eligible parents (oldest first) of
 /// the others get a new child and their event. Returns the parents' changes.
+///
+/// The events of a connected account's children (persons, external accounts) are not
+/// the platform's: the account owns them, so they go to `owned` (account id, event),
+/// for that account's own events list (Stripe's Connect webhooks guide).
 pub(crate) fn advance(
     g: &Gen<'_>,
     data: &mut ScopeData,
     rng: &mut Rng,
     count: usize,
     accounts: &[String],
+    owned: &mut Vec<(String, Value)>,
     mut at: impl FnMut() -> i64,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
@@ -249,7 +254,7 @@ pub(crate) fn advance(
         }
         if let Some(events) = k.own_events {
             changes.extend(advance_own(
-                g, data, rng, k, events, parents, count, &mut at,
+                g, data, rng, k, events, parents, count, owned, &mut at,
             ));
             continue;
         }
@@ -285,13 +290,21 @@ fn advance_own(
     [created, updated, deleted]: [&'static str; 3],
     parents: Vec<Value>,
     count: usize,
+    owned: &mut Vec<(String, Value)>,
     at: &mut impl FnMut() -> i64,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut change =
         |data: &mut ScopeData, rng: &mut Rng, v: &Value, kind, event: &str, t, previous| {
-            let e = g.event(rng, event, t, v, previous, false);
-            data.put(Stream::Events, &e);
+            let mut e = g.event(rng, event, t, v, previous, false);
+            match (k.parent, k.points_at.and_then(|f| v.pointer(f)?.as_str())) {
+                // The connected account's own event, in its events list.
+                (Src::Account, Some(account)) => {
+                    e["account"] = json!(account);
+                    owned.push((account.to_owned(), e));
+                }
+                _ => data.put(Stream::Events, &e),
+            }
             changes.push(Change {
                 stream: k.stream.to_owned(),
                 id: v["id"].as_str().unwrap_or_default().to_owned(),
