@@ -240,6 +240,20 @@ pub(crate) fn advance(
     let mut changes = Vec::new();
     for k in KIDS {
         let parents = parents(data, k, accounts);
+        if let (Src::Account, Store::Own) = (k.parent, k.store) {
+            // A connected account linked since the data was built gets its children as
+            // the built ones have them (and, like them, without events).
+            let known = data.kids.get(k.stream);
+            let new: Vec<Value> = parents
+                .iter()
+                .filter(|p| known.is_none_or(|m| !m.contains_key(p["id"].as_str().unwrap_or(""))))
+                .cloned()
+                .collect();
+            for parent in new {
+                let t = at();
+                fill(g, data, rng, k, parent, t);
+            }
+        }
         if k.with_parent {
             let known = data.kids.get(k.stream);
             let new: Vec<Value> = parents
