@@ -310,7 +310,8 @@ fn advance_own(
     let mut changes = Vec::new();
     let mut change =
         |data: &mut ScopeData, rng: &mut Rng, v: &Value, kind, event: &str, t, previous| {
-            let mut e = g.event(rng, event, t, v, previous, false);
+            let automatic = Some(event) == k.auto_update;
+            let mut e = g.event(rng, event, t, v, previous, automatic);
             match (k.parent, k.points_at.and_then(|f| v.pointer(f)?.as_str())) {
                 // The connected account's own event, in its events list.
                 (Src::Account, Some(account)) => {
@@ -350,10 +351,22 @@ fn advance_own(
         change(data, rng, &kid, ChangeKind::Created, created, t, None);
     }
     let mut targets = existing.into_iter();
-    for (parent, mut kid) in targets.by_ref().take(count) {
+    for (n, (parent, mut kid)) in targets.by_ref().take(count).enumerate() {
         let t = at();
-        let previous = json!({"metadata": kid["metadata"]});
-        kid["metadata"]["emulator_change"] = json!(t.to_string());
+        let auto = k
+            .auto_update
+            .filter(|_| n % 2 == 1 && kid["card"].is_object());
+        let previous = if auto.is_some() {
+            // The network renewed the card.
+            let previous = json!({"card": {"exp_year": kid["card"]["exp_year"]}});
+            let year = kid["card"]["exp_year"].as_i64().unwrap_or(2030);
+            kid["card"]["exp_year"] = json!(year + 1);
+            previous
+        } else {
+            let previous = json!({"metadata": kid["metadata"]});
+            kid["metadata"]["emulator_change"] = json!(t.to_string());
+            previous
+        };
         if let Some(c) = data
             .kids
             .get_mut(k.stream)
@@ -367,7 +380,7 @@ fn advance_own(
             rng,
             &kid,
             ChangeKind::Updated,
-            updated,
+            auto.unwrap_or(updated),
             t,
             Some(previous),
         );

@@ -1175,6 +1175,50 @@ async fn a_connected_accounts_own_events_are_listed_only_under_its_header() {
     );
 }
 
+/// The card network's update of a payment method: every second update of an advance is
+/// a `payment_method.automatically_updated` (no request), the card renewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_methods_are_also_updated_automatically() {
+    let run = Emulator::start(config(40)).await.unwrap();
+    let emu = run.emulator();
+    let old = emu.now();
+    let report = emu.advance(&Advance {
+        seconds: 600,
+        resources: 2,
+        ..Advance::default()
+    });
+    let auto = report
+        .changes
+        .iter()
+        .find(|c| c.event_type == "payment_method.automatically_updated")
+        .expect("one automatic update");
+    assert_eq!(auto.stream, "payment_methods");
+    assert_eq!(auto.kind, ChangeKind::Updated);
+    let (_, pages) = walk(
+        &run,
+        DEFAULT_TEST_KEY,
+        None,
+        &format!("/v1/events?types[]=payment_method.automatically_updated&created[gt]={old}"),
+        100,
+    )
+    .await;
+    let events: Vec<&Value> = pages
+        .iter()
+        .flat_map(|p| p["data"].as_array().unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    let e = events[0];
+    assert_eq!(e["data"]["object"]["id"], auto.id.as_str());
+    assert!(e["request"]["id"].is_null(), "no request made it");
+    let before = e["data"]["previous_attributes"]["card"]["exp_year"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(e["data"]["object"]["card"]["exp_year"], before + 1);
+    let mut schemas = Schemas::new();
+    schemas.check_object("event", e);
+    schemas.check_object("payment_method", &e["data"]["object"]);
+}
+
 fn query_of(location: &str) -> HashMap<String, String> {
     url::Url::parse(location)
         .unwrap()
