@@ -136,29 +136,43 @@ async fn list_accounts(ctx: &Ctx, streams: &[EventsStream]) -> Result<Vec<String
     }
 }
 
-/// One error for every account whose events could not be read, naming each.
+/// One error for every account whose events could not be read, naming each (the
+/// accounts with the same answer together, ten of them at most, the rest counted).
 fn refused(failed: &[(String, Error)]) -> Error {
     let failure_type = failed
         .iter()
         .map(|(_, err)| err.failure_type())
         .find(|t| *t != FailureType::ConfigError)
         .unwrap_or(FailureType::ConfigError);
-    let list: Vec<String> = failed
+    let mut by_answer: Vec<(String, Vec<&str>)> = Vec::new();
+    for (account, err) in failed {
+        let answer = err.to_string();
+        match by_answer.iter_mut().find(|(a, _)| *a == answer) {
+            Some((_, accounts)) => accounts.push(account),
+            None => by_answer.push((answer, vec![account])),
+        }
+    }
+    let groups: Vec<String> = by_answer
         .iter()
-        .take(10)
-        .map(|(account, err)| format!("{account}: {err}"))
+        .map(|(answer, accounts)| {
+            let named = accounts
+                .iter()
+                .take(10)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = match accounts.len().saturating_sub(10) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            format!("{named}{more}: {answer}")
+        })
         .collect();
-    let more = failed.len().saturating_sub(list.len());
     Error::StreamsFailed {
         message: format!(
-            "the events of {} connected account(s) could not be read ({}{}); the cursor stays where it was and the next sync reads them again. Check that the platform can still read these accounts (a deauthorized or deleted account drops out of /v1/accounts)",
+            "the events of {} connected account(s) could not be read ({}); the cursor stays where it was and the next sync reads them again. Check that the platform can still read these accounts (a deauthorized or deleted account drops out of /v1/accounts)",
             failed.len(),
-            list.join("; "),
-            if more > 0 {
-                format!("; and {more} more")
-            } else {
-                String::new()
-            }
+            groups.join("; "),
         ),
         failure_type,
     }

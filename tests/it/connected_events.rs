@@ -274,3 +274,89 @@ async fn a_connected_accounts_changes_come_from_its_own_events() {
     );
     assert_eq!(third.stream_states(), states, "the cursors stay");
 }
+
+/// A connected account whose events Stripe refuses (here a restricted key that may not
+/// read events) fails the four streams loudly, a TRACE error naming every account,
+/// their cursors stay where they were; the next sync that can read the events carries
+/// the changes: nothing is skipped.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_account_events_fail_the_streams_and_keep_their_cursor() {
+    use source_stripe::emulator::{self, ApiKey, Emulator};
+    const NO_EVENTS: &str = "rk_test_emulator_no_events";
+    let mut keys = emulator::default_keys();
+    keys.push(ApiKey {
+        key: NO_EVENTS.to_owned(),
+        denied: vec!["events".to_owned()],
+    });
+    let emulator = Emulator::start(emulator::Config {
+        size: 60,
+        frozen_clock: true,
+        keys,
+        ..emulator::Config::default()
+    })
+    .await
+    .unwrap();
+    let emu = emulator.emulator();
+    let files = Files::new();
+    // (`Files::config` writes one file: each sync's config is written before it.)
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let selected: Vec<(&str, &str)> = CONNECT.iter().map(|s| (*s, "incremental")).collect();
+    let catalog = files.catalog(&selected);
+    let first = read(&config, &catalog, None).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let report = emu.advance(&Advance {
+        seconds: 3_600,
+        resources: 1,
+        ..Advance::default()
+    });
+
+    let state = files.write("state1.json", &first.state_file());
+    let refused_config = files.config(&emulator, NO_EVENTS, json!({}));
+    let second = read(&refused_config, &catalog, Some(&state)).await;
+    assert_ne!(second.code, 0, "the refusal fails the sync");
+    let errors: Vec<String> = second
+        .errors()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    for stream in CONNECT {
+        assert!(
+            second.statuses(stream).contains(&"INCOMPLETE".to_owned()),
+            "{stream}: {:?}",
+            second.statuses(stream)
+        );
+        let error = errors
+            .iter()
+            .find(|e| e.contains(&format!("stream {stream} failed")))
+            .unwrap_or_else(|| panic!("{stream}: {errors:?}"));
+        for account in emu.connected_account_ids() {
+            assert!(error.contains(&account), "{account} named: {error}");
+        }
+        assert!(error.contains("cursor stays"), "{error}");
+        // No STATE moves the cursor past the unread events.
+        let before = first.stream_states()[stream]["updated"].as_i64();
+        if let Some(after) = second.stream_states().get(stream) {
+            assert_eq!(after["updated"].as_i64(), before, "{stream}");
+        }
+    }
+    assert!(!second.stderr.contains(NO_EVENTS), "no key in the logs");
+
+    // Read again with a key that may, from the states the platform kept (the last of
+    // each stream over both syncs): the changes arrive.
+    let kept =
+        crate::util::last_states(&[first.messages.clone(), second.messages.clone()].concat());
+    let state = files.write("state2.json", &kept);
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let third = read(&config, &catalog, Some(&state)).await;
+    assert_eq!(third.code, 0, "{:?}", third.errors());
+    for stream in CONNECT {
+        let got: BTreeSet<String> = third.record_ids(stream).into_iter().collect();
+        for c in report
+            .changes
+            .iter()
+            .filter(|c| c.stream == stream && !c.event_type.is_empty())
+        {
+            assert!(got.contains(&c.id), "{stream} {} arrives after all", c.id);
+        }
+    }
+}
