@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value, json};
 
 use crate::streams::catalog::{Selected, SyncMode};
-use crate::streams::{Cursor, StreamDef};
+use crate::streams::{Cursor, EventsIn, StreamDef};
 use crate::sync::state::{self, InputState, StreamState};
 
 pub use derive::{Derive, DeriveSink};
@@ -36,6 +36,7 @@ macro_rules! derived {
             object: "",
             cursor: $cursor,
             event_types: &[],
+            events_in: EventsIn::Account,
             query: &[],
             single: false,
             schema: include_str!(concat!("../../schemas/", $name, ".json")),
@@ -75,6 +76,7 @@ pub const BALANCE: StreamDef = StreamDef {
     object: "balance",
     cursor: None,
     event_types: &[],
+    events_in: EventsIn::Account,
     query: &[],
     single: true,
     schema: "{}",

@@ -26,6 +26,20 @@ impl Cursor {
     }
 }
 
+/// Whose `/v1/events` holds a stream's events. An event about an object a connected
+/// account owns is that account's, not the platform's (Stripe's Connect webhooks guide;
+/// a Stripe engineer in stripe/stripe-go#315: filtering the platform's events on
+/// `account.external_account.created` returns nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventsIn {
+    /// The synced account's own events: the shared events pass (`src/sync/events.rs`).
+    Account,
+    /// Each connected account's events, listed with `Stripe-Account: <account>`: a
+    /// connected account's `account.updated`, its persons' and external accounts' events
+    /// (`src/sync/connected_events.rs`).
+    ConnectedAccounts,
+}
+
 /// One stream.
 #[derive(Debug)]
 pub struct StreamDef {
@@ -40,6 +54,8 @@ pub struct StreamDef {
     /// Event types whose `data.object` is a new version of one of this stream's objects
     /// (on a child stream: its own events, routed by the shared events pass to it).
     pub event_types: &'static [&'static str],
+    /// Whose events list holds those events.
+    pub events_in: EventsIn,
     /// Query parameters sent on every list request.
     pub query: &'static [(&'static str, &'static str)],
     /// The endpoint is one object, not a list.
@@ -167,6 +183,9 @@ mod tests {
                     let root = find(up.parent).expect("the grandparent is a row");
                     assert!(root.child.is_none(), "{}: two levels at most", stream.name);
                 }
+                // A child's own events are read in its parent's events pass: in the same
+                // events list as the parent's.
+                assert_eq!(stream.events_in, parent.events_in, "{}", stream.name);
                 if !stream.event_types.is_empty() {
                     assert!(child.deletable, "{}", stream.name);
                     assert_eq!(child.cursor_field, Some("updated"), "{}", stream.name);
@@ -194,6 +213,40 @@ mod tests {
                 assert!(stream.event_types.is_empty(), "{}", stream.name);
             }
             assert!(stream.path.starts_with("/v1/"), "{}", stream.name);
+        }
+    }
+
+    /// The streams whose events are each connected account's own: a connected account
+    /// (read from the platform's `/v1/accounts`) and its children, with exactly the
+    /// events Stripe keeps in the account's list.
+    #[test]
+    fn connected_accounts_events_are_their_own() {
+        for stream in STREAMS
+            .iter()
+            .filter(|s| s.events_in == EventsIn::ConnectedAccounts)
+        {
+            let top = match &stream.child {
+                Some(child) => find(child.parent).expect("a row"),
+                None => stream,
+            };
+            assert_eq!(top.path, "/v1/accounts", "{}", stream.name);
+            for kind in stream.event_types {
+                assert!(
+                    *kind == "account.updated"
+                        || kind.starts_with("person.")
+                        || kind.starts_with("account.external_account."),
+                    "{kind}"
+                );
+            }
+        }
+        for stream in STREAMS.iter().filter(|s| s.events_in == EventsIn::Account) {
+            for kind in stream.event_types {
+                assert!(
+                    !kind.starts_with("person.") && !kind.starts_with("account."),
+                    "{}: {kind} is a connected account's",
+                    stream.name
+                );
+            }
         }
     }
 

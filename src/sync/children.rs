@@ -19,7 +19,8 @@
 //!   after the parent's records and the children's are out, so a killed sync resumes each
 //!   child where the parent read stopped, without re-reading every parent.
 //!
-//! Incrementally the parent's events (in the one shared events pass) carry the changed
+//! Incrementally the parent's events (in the one shared events pass, or the connected
+//! accounts' own events for a connected account's children) carry the changed
 //! parents, so only those parents' children are read again; a child with events of its
 //! own (bank accounts: `customer.source.*`) also gets those from the same pass
 //! ([`own_event_stream`]), deletes flagged. It must not plan ranges or

@@ -1,5 +1,6 @@
 //! The one events pass of a sync: `/v1/events` read once for every stream whose changes
-//! come as events (`types[]` in groups of at most 20, a day per window, windows read at
+//! come as events in the account's own list (a connected account's own events are
+//! `connected_events.rs`'s, read with the page reading and routing here) (`types[]` in groups of at most 20, a day per window, windows read at
 //! once and emitted in order), each event's object handed to its stream, or to its
 //! parent's children.
 
@@ -21,7 +22,7 @@ use crate::stripe::{self, PageRef};
 /// Events windows are at most a day, so an events pass checkpoints often.
 const EVENTS_WINDOW_SECS: i64 = 86_400;
 /// Stripe accepts at most this many names in `types[]`.
-const MAX_EVENT_TYPES: usize = 20;
+pub(super) const MAX_EVENT_TYPES: usize = 20;
 
 /// `[from, to)` cut into windows of `size` seconds.
 fn windows(from: i64, to: i64, size: i64) -> Vec<(i64, i64)> {
@@ -134,27 +135,8 @@ struct EventData {
 /// object routed to the stream whose type and `object` match. After each window a STATE
 /// for every stream.
 pub(super) async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Result<(), Error> {
-    let from = streams
-        .iter()
-        .map(|s| s.from)
-        .min()
-        .unwrap_or(ctx.events_until);
-    let mut types: Vec<&'static str> = Vec::new();
-    // Each type once: streams of different objects share some (a connected account's
-    // bank accounts and cards, `account.external_account.*`).
-    for kind in streams
-        .iter()
-        .flat_map(|s| s.def.event_types.iter().copied())
-        .chain(
-            streams
-                .iter()
-                .flat_map(|s| children::own_event_types(&ctx.families, s.def.name)),
-        )
-    {
-        if !types.contains(&kind) {
-            types.push(kind);
-        }
-    }
+    let from = earliest(ctx, streams);
+    let types = pass_types(ctx, streams);
     let shared: Arc<Vec<EventsStream>> = Arc::new(streams.to_vec());
     let mut done = InOrder::spawn_all(
         windows(from, ctx.events_until, EVENTS_WINDOW_SECS)
@@ -162,9 +144,9 @@ pub(super) async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Res
             .map(|(gte, lt)| {
                 let (ctx, streams, types) = (ctx.clone(), shared.clone(), types.clone());
                 async move {
-                    let chunks = types
-                        .chunks(MAX_EVENT_TYPES)
-                        .map(|chunk| read_events_range(&ctx, &streams, chunk, gte, lt));
+                    let chunks = types.chunks(MAX_EVENT_TYPES).map(|chunk| {
+                        read_events_range(&ctx, &ctx.client, &streams, chunk, gte, lt)
+                    });
                     futures::future::try_join_all(chunks).await?;
                     Ok(lt)
                 }
@@ -200,8 +182,64 @@ pub(super) async fn read_events(ctx: &Arc<Ctx>, streams: &[EventsStream]) -> Res
     Ok(())
 }
 
-async fn read_events_range(
+/// Where a read of `streams`' events starts: the earliest of their `from`.
+pub(super) fn earliest(ctx: &Ctx, streams: &[EventsStream]) -> i64 {
+    streams
+        .iter()
+        .map(|s| s.from)
+        .min()
+        .unwrap_or(ctx.events_until)
+}
+
+/// The event types a read of `streams`' events asks for: theirs and their selected
+/// children's own, each once (streams of different objects share some: a connected
+/// account's bank accounts and cards, `account.external_account.*`).
+pub(super) fn pass_types(ctx: &Ctx, streams: &[EventsStream]) -> Vec<&'static str> {
+    let mut types: Vec<&'static str> = Vec::new();
+    for kind in streams
+        .iter()
+        .flat_map(|s| s.def.event_types.iter().copied())
+        .chain(
+            streams
+                .iter()
+                .flat_map(|s| children::own_event_types(&ctx.families, s.def.name)),
+        )
+    {
+        if !types.contains(&kind) {
+            types.push(kind);
+        }
+    }
+    types
+}
+
+/// The states of `streams` once their events up to `end` are out: the new cursor where
+/// it moved, the saved one said again where nothing was new (so the platform keeps it).
+pub(super) async fn send_states(
     ctx: &Ctx,
+    streams: &[EventsStream],
+    end: i64,
+) -> Result<(), Error> {
+    for stream in streams {
+        ctx.state(
+            stream.def.name,
+            StreamState {
+                cursor: end.max(stream.cursor),
+                ..StreamState::default()
+            }
+            .to_json(Cursor::Updated),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The events of `types` in `[gte, lt)` from `client`'s events list (the account's own,
+/// or a connected account's under `Stripe-Account`), each routed as the pass routes it:
+/// to the stream of its type and object, or to a child's own stream. Children of a
+/// changed parent are read with `ctx`'s client, as every child read is.
+pub(super) async fn read_events_range(
+    ctx: &Ctx,
+    client: &stripe::Client,
     streams: &[EventsStream],
     types: &[&str],
     gte: i64,
@@ -219,7 +257,7 @@ async fn read_events_range(
             query.push(("starting_after", after.clone()));
         }
         let permit = ctx.emit.page_permit().await?;
-        let page = ctx.client.list("/v1/events", &query).await?;
+        let page = client.list("/v1/events", &query).await?;
         let PageRef { data, has_more, .. } = page.parse()?;
         let mut routed: Vec<Vec<String>> = vec![Vec::new(); streams.len()];
         let mut own: Vec<(&'static str, String)> = Vec::new();

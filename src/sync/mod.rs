@@ -9,8 +9,10 @@
 //! - incremental, `updated` cursor: without state, a first full read in windows (a
 //!   STATE after every window, so a killed first sync resumes); with state, one shared
 //!   pass over `/v1/events` for all such streams, in windows, each event routed to the
-//!   stream of its object; a cursor older than Stripe's 30-day event window falls back
-//!   to a full read, said in a LOG line.
+//!   stream of its object (for the streams whose events are each connected account's
+//!   own, the row's `events_in`: one read of each account's events instead); a cursor
+//!   older than Stripe's 30-day event window falls back to a full read, said in a LOG
+//!   line.
 //!
 //! This file owns the plan per stream and the run per account; each other concern has
 //! its file:
@@ -18,6 +20,9 @@
 //!   budget of ranges shared across streams;
 //! - `endpoints.rs`: endpoints without a `created` filter, walked newest first;
 //! - `events.rs`: the one events pass of a sync;
+//! - `connected_events.rs`: the streams whose events are each connected account's own
+//!   (a connected account, its persons and external accounts): one events read per
+//!   account, with `Stripe-Account`;
 //! - `children.rs`: child streams, read through their parent's pages and events;
 //! - `checkpoint.rs` and `state.rs`: what a STATE claims (only what is complete), and
 //!   the state a sync starts from;
@@ -30,6 +35,7 @@
 
 pub mod checkpoint;
 mod children;
+mod connected_events;
 mod emit;
 mod endpoints;
 mod events;
@@ -52,7 +58,7 @@ use crate::protocol::AirbyteMessage;
 use crate::protocol::airbyte::StreamStatus;
 use crate::sinks::Output;
 use crate::streams::catalog::{Selected, SyncMode};
-use crate::streams::{Cursor, StreamDef};
+use crate::streams::{Cursor, EventsIn, StreamDef};
 use crate::stripe::{self, Client, Page, PageRef};
 use checkpoint::{Checkpoint, Kind};
 use emit::Emitter;
@@ -552,6 +558,30 @@ impl ReadPlan {
                         );
                     }
                 }
+            }
+            // A connected account's own events are in its events list, not this one's
+            // (`connected_events.rs`).
+            let (connected_streams, events_streams): (Vec<_>, Vec<_>) = events_streams
+                .into_iter()
+                .partition(|s| s.def.events_in == EventsIn::ConnectedAccounts);
+            if !connected_streams.is_empty() {
+                let ctx = ctx.clone();
+                jobs.push(
+                    async move {
+                        let result =
+                            connected_events::read_connected_events(&ctx, &connected_streams).await;
+                        let def = connected_streams[0].def;
+                        let result = endpoints::unless_not_enabled(&ctx, def, result).await;
+                        for stream in &connected_streams {
+                            ctx.finish(stream.def.name);
+                        }
+                        connected_streams
+                            .iter()
+                            .map(|s| (s.def.name, result.as_ref().map(|_| ()).map_err(copy_error)))
+                            .collect()
+                    }
+                    .boxed(),
+                );
             }
             if !events_streams.is_empty() {
                 let ctx = ctx.clone();

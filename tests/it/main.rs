@@ -17,6 +17,8 @@ mod commands;
 mod commerce;
 /// Stripe Connect: OAuth links and syncs of many accounts.
 mod connect;
+/// A connected account's own events: accounts, persons, external accounts.
+mod connected_events;
 /// Continuous mode (--every) and compaction.
 mod continuous;
 /// deploy/: the Kubernetes Indexed Job's manifest.

@@ -278,6 +278,21 @@ async fn incremental_carries_every_resources_changes() {
         assert_eq!(record, latest, "{} {}", change.stream, change.id);
     }
 
+    // The card network's update of a payment method (no request) arrives with its time.
+    let auto = report
+        .changes
+        .iter()
+        .find(|c| c.event_type == "payment_method.automatically_updated")
+        .expect("the emulator emits one");
+    assert!(
+        second
+            .records("payment_methods")
+            .iter()
+            .any(|r| r["id"] == auto.id.as_str() && r["updated"] == auto.at),
+        "{} arrives from its automatic update",
+        auto.id
+    );
+
     let state = files.write("state2.json", &second.state_file());
     let third = read(&config, &catalog, Some(&state)).await;
     assert_eq!(third.code, 0, "{}", third.stderr);

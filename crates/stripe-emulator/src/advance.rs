@@ -77,13 +77,16 @@ pub(crate) fn run(inner: &Inner, adv: &Advance) -> AdvanceReport {
         g,
         ..
     } = m;
+    // Events about objects a connected account owns, for its own events list.
+    let mut owned: Vec<(String, Value)> = Vec::new();
     if adv.resources > 0 {
         // Table-driven resources change after the others, at increasing times that
         // stay before the new clock.
         // (and invoices and subscriptions through their children: two more per count)
         // (and the parents of the other child rows, one more each)
+        // (and the connected accounts, one more)
         let bound =
-            ((resources::RESOURCES.len() * 3 + 2 + super::kids::KIDS.len()) * adv.resources) as i64;
+            ((resources::RESOURCES.len() * 3 + 3 + super::kids::KIDS.len()) * adv.resources) as i64;
         let mut k = 0;
         let start = changes.last().map_or(old + 1, |c| c.at);
         let span = (old + seconds - 1 - start).max(0);
@@ -100,12 +103,25 @@ pub(crate) fn run(inner: &Inner, adv: &Advance) -> AdvanceReport {
         changes.extend(more);
         let more = super::children::advance(&g, &mut data, &mut rng, adv.resources, &mut at);
         changes.extend(more);
-        let more = super::kids::advance(&g, &mut data, &mut rng, adv.resources, &linked, &mut at);
+        let more = super::kids::advance(
+            &g,
+            &mut data,
+            &mut rng,
+            adv.resources,
+            &linked,
+            &mut owned,
+            &mut at,
+        );
         changes.extend(more);
+        if scope.account.is_none() {
+            let more = update_accounts(inner, &g, &mut rng, adv.resources, &mut owned, &mut at);
+            changes.extend(more);
+        }
     }
     data.rng = rng;
     // Move the clock while still holding the write lock, so that a reader who sees the new
-    // time also sees every change.
+    // time also sees every change (the accounts' own events included).
+    deliver(inner, scope.livemode, owned);
     inner.clock.advance(seconds);
     drop(data);
     AdvanceReport {
@@ -686,4 +702,66 @@ fn lock_registry_accounts(inner: &Inner) -> Vec<String> {
         .iter()
         .map(|a| a.id.clone())
         .collect()
+}
+
+/// Updates the `count` oldest connected accounts linked in `g`'s mode (their
+/// `metadata`), each with its `account.updated`: an event of the account itself, so in
+/// `owned`, for its own events list, with its `account` attribute.
+fn update_accounts(
+    inner: &Inner,
+    g: &Gen<'_>,
+    rng: &mut Rng,
+    count: usize,
+    owned: &mut Vec<(String, Value)>,
+    at: &mut impl FnMut() -> i64,
+) -> Vec<Change> {
+    let mut reg = super::lock(&inner.registry);
+    let oldest: Vec<String> = reg
+        .linked_sorted(g.livemode)
+        .iter()
+        .rev()
+        .take(count)
+        .map(|a| a.id.clone())
+        .collect();
+    let mut changes = Vec::new();
+    for id in oldest {
+        let Some(entry) = reg.accounts.iter_mut().find(|a| a.id == id) else {
+            continue;
+        };
+        let t = at();
+        let previous = json!({"metadata": entry.to_value(g.fx)["metadata"]});
+        entry.changed_at = Some(t);
+        let mut e = g.event(
+            rng,
+            "account.updated",
+            t,
+            &entry.to_value(g.fx),
+            Some(previous),
+            false,
+        );
+        e["account"] = json!(id);
+        owned.push((id.clone(), e));
+        changes.push(Change {
+            stream: "accounts".to_owned(),
+            id,
+            kind: ChangeKind::Updated,
+            event_type: "account.updated".to_owned(),
+            at: t,
+        });
+    }
+    changes
+}
+
+/// Puts each event of `owned` into its connected account's events (in `livemode`'s
+/// data), where `Stripe-Account: <account>` lists them and the platform's list does not.
+fn deliver(inner: &Inner, livemode: bool, owned: Vec<(String, Value)>) {
+    for (account, event) in owned {
+        let scope = Scope {
+            account: Some(account),
+            livemode,
+        };
+        if let Some(lock) = inner.scope_cell(&scope).as_ref().and_then(|c| c.get()) {
+            write(lock).put(Stream::Events, &event);
+        }
+    }
 }

@@ -27,6 +27,9 @@ pub(crate) struct AccountEntry {
     pub(crate) email: String,
     pub(crate) linked_test: bool,
     pub(crate) linked_live: bool,
+    /// When an advance last changed the account (its `account.updated`): shown as
+    /// `metadata.emulator_change`, as other advances mark an update.
+    pub(crate) changed_at: Option<i64>,
 }
 
 impl AccountEntry {
@@ -69,6 +72,9 @@ impl AccountEntry {
         v["requirements"]["disabled_reason"] = Value::Null;
         v["external_accounts"]["url"] =
             json!(format!("/v1/accounts/{}/external_accounts", self.id));
+        if let Some(t) = self.changed_at {
+            v["metadata"]["emulator_change"] = json!(t.to_string());
+        }
         v
     }
 }
@@ -128,6 +134,7 @@ impl Registry {
             email: "platform@example.com".into(),
             linked_test: true,
             linked_live: true,
+            changed_at: None,
         };
         let mut reg = Registry {
             platform,
@@ -163,6 +170,7 @@ impl Registry {
                 email: format!("owner{index}@example.com"),
                 linked_test: true,
                 linked_live: true,
+                changed_at: None,
             });
         }
         reg
@@ -206,6 +214,7 @@ impl Registry {
             email: format!("owner{index}@example.com"),
             linked_test: !livemode,
             linked_live: livemode,
+            changed_at: None,
         });
         id
     }

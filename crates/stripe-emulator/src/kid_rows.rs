@@ -53,6 +53,10 @@ pub(crate) struct Kid {
     /// advance then creates, updates (metadata) and deletes children with them, and
     /// the parent does not change.
     pub(crate) own_events: Option<[&'static str; 3]>,
+    /// Stripe's event when the card network updates a child without a request (a
+    /// payment method's card details: `payment_method.automatically_updated`): every
+    /// second update of an advance is one, raising the card's `exp_year`.
+    pub(crate) auto_update: Option<&'static str>,
     /// A query parameter and its value that select this row among the rows sharing its
     /// route (a connected account's `external_accounts`, `object=bank_account|card`);
     /// the emulator requires it there.
@@ -121,6 +125,7 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        auto_update: None,
         filter: None,
         since: None,
     },
@@ -149,6 +154,7 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        auto_update: None,
         filter: None,
         since: None,
     },
@@ -168,6 +174,7 @@ pub(crate) const KIDS: &[Kid] = &[
         eligible: always,
         attach: |_, _, _| None,
         own_events: None,
+        auto_update: None,
         filter: None,
         since: None,
     },
@@ -201,6 +208,7 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        auto_update: None,
         filter: None,
         since: None,
     },
@@ -225,6 +233,7 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        auto_update: None,
         filter: None,
         since: None,
     },
@@ -253,6 +262,7 @@ pub(crate) const KIDS: &[Kid] = &[
             Some(previous)
         },
         own_events: None,
+        auto_update: None,
         filter: None,
         since: None,
     },
@@ -276,6 +286,7 @@ pub(crate) const KIDS: &[Kid] = &[
             "customer.source.updated",
             "customer.source.deleted",
         ]),
+        auto_update: None,
         filter: None,
         since: None,
     },
@@ -295,6 +306,7 @@ pub(crate) const KIDS: &[Kid] = &[
         eligible: always,
         attach: |_, _, _| None,
         own_events: Some(["person.created", "person.updated", "person.deleted"]),
+        auto_update: None,
         filter: None,
         since: None,
     },
@@ -321,6 +333,7 @@ pub(crate) const KIDS: &[Kid] = &[
             "payment_method.updated",
             "payment_method.detached",
         ]),
+        auto_update: Some("payment_method.automatically_updated"),
         filter: None,
         since: Some(Since {
             version: "2025-03-31",
@@ -345,6 +358,7 @@ pub(crate) const KIDS: &[Kid] = &[
         eligible: always,
         attach: |_, _, _| None,
         own_events: Some(EXTERNAL_ACCOUNT_EVENTS),
+        auto_update: None,
         filter: Some(("object", "bank_account")),
         since: Some(EXTERNAL_ACCOUNT_OBJECT),
     },
@@ -364,6 +378,7 @@ pub(crate) const KIDS: &[Kid] = &[
         eligible: always,
         attach: |_, _, _| None,
         own_events: Some(EXTERNAL_ACCOUNT_EVENTS),
+        auto_update: None,
         filter: Some(("object", "card")),
         since: Some(EXTERNAL_ACCOUNT_OBJECT),
     },
@@ -392,6 +407,7 @@ pub(crate) const KIDS: &[Kid] = &[
             None
         },
         own_events: None,
+        auto_update: None,
         filter: None,
         since: None,
     },

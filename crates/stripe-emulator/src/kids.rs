@@ -224,17 +224,36 @@ fn fill(g: &Gen<'_>, data: &mut ScopeData, rng: &mut Rng, k: &Kid, parent: Value
 /// Applies `count` child changes per row at the times `at` gives out: new parents of
 /// `with_parent` rows get their children; `count` eligible parents (oldest first) of
 /// the others get a new child and their event. Returns the parents' changes.
+///
+/// The events of a connected account's children (persons, external accounts) are not
+/// the platform's: the account owns them, so they go to `owned` (account id, event),
+/// for that account's own events list (Stripe's Connect webhooks guide).
 pub(crate) fn advance(
     g: &Gen<'_>,
     data: &mut ScopeData,
     rng: &mut Rng,
     count: usize,
     accounts: &[String],
+    owned: &mut Vec<(String, Value)>,
     mut at: impl FnMut() -> i64,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     for k in KIDS {
         let parents = parents(data, k, accounts);
+        if let (Src::Account, Store::Own) = (k.parent, k.store) {
+            // A connected account linked since the data was built gets its children as
+            // the built ones have them (and, like them, without events).
+            let known = data.kids.get(k.stream);
+            let new: Vec<Value> = parents
+                .iter()
+                .filter(|p| known.is_none_or(|m| !m.contains_key(p["id"].as_str().unwrap_or(""))))
+                .cloned()
+                .collect();
+            for parent in new {
+                let t = at();
+                fill(g, data, rng, k, parent, t);
+            }
+        }
         if k.with_parent {
             let known = data.kids.get(k.stream);
             let new: Vec<Value> = parents
@@ -249,7 +268,7 @@ pub(crate) fn advance(
         }
         if let Some(events) = k.own_events {
             changes.extend(advance_own(
-                g, data, rng, k, events, parents, count, &mut at,
+                g, data, rng, k, events, parents, count, owned, &mut at,
             ));
             continue;
         }
@@ -285,13 +304,22 @@ fn advance_own(
     [created, updated, deleted]: [&'static str; 3],
     parents: Vec<Value>,
     count: usize,
+    owned: &mut Vec<(String, Value)>,
     at: &mut impl FnMut() -> i64,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut change =
         |data: &mut ScopeData, rng: &mut Rng, v: &Value, kind, event: &str, t, previous| {
-            let e = g.event(rng, event, t, v, previous, false);
-            data.put(Stream::Events, &e);
+            let automatic = Some(event) == k.auto_update;
+            let mut e = g.event(rng, event, t, v, previous, automatic);
+            match (k.parent, k.points_at.and_then(|f| v.pointer(f)?.as_str())) {
+                // The connected account's own event, in its events list.
+                (Src::Account, Some(account)) => {
+                    e["account"] = json!(account);
+                    owned.push((account.to_owned(), e));
+                }
+                _ => data.put(Stream::Events, &e),
+            }
             changes.push(Change {
                 stream: k.stream.to_owned(),
                 id: v["id"].as_str().unwrap_or_default().to_owned(),
@@ -323,10 +351,22 @@ fn advance_own(
         change(data, rng, &kid, ChangeKind::Created, created, t, None);
     }
     let mut targets = existing.into_iter();
-    for (parent, mut kid) in targets.by_ref().take(count) {
+    for (n, (parent, mut kid)) in targets.by_ref().take(count).enumerate() {
         let t = at();
-        let previous = json!({"metadata": kid["metadata"]});
-        kid["metadata"]["emulator_change"] = json!(t.to_string());
+        let auto = k
+            .auto_update
+            .filter(|_| n % 2 == 1 && kid["card"].is_object());
+        let previous = if auto.is_some() {
+            // The network renewed the card.
+            let previous = json!({"card": {"exp_year": kid["card"]["exp_year"]}});
+            let year = kid["card"]["exp_year"].as_i64().unwrap_or(2030);
+            kid["card"]["exp_year"] = json!(year + 1);
+            previous
+        } else {
+            let previous = json!({"metadata": kid["metadata"]});
+            kid["metadata"]["emulator_change"] = json!(t.to_string());
+            previous
+        };
         if let Some(c) = data
             .kids
             .get_mut(k.stream)
@@ -340,7 +380,7 @@ fn advance_own(
             rng,
             &kid,
             ChangeKind::Updated,
-            updated,
+            auto.unwrap_or(updated),
             t,
             Some(previous),
         );

@@ -30,10 +30,10 @@
 //! | application fee refunds, transfer reversals, setup attempts, customer balance transactions (`kids.rs`) | one on every third parent |
 //! | checkout session line items (`kids.rs`) | one or two per session |
 //! | bank accounts (`kids.rs`) | one on every fourth customer |
-//! | persons (`kids.rs`) | one per connected account, in the platform's data |
+//! | persons (`kids.rs`) | one per connected account, in the platform's data (their events in the account's own) |
 //! | payment methods (`kids.rs`) | one on every third customer |
 //! | usage record summaries (`kids.rs`) | one per subscription item |
-//! | external accounts (`kids.rs`) | a bank account and a card per connected account, in the platform's data |
+//! | external accounts (`kids.rs`) | a bank account and a card per connected account, in the platform's data (their events in the account's own) |
 //!
 //! Live mode uses the same size as test mode; each connected account uses
 //! `max(size / 4, 10)`.
@@ -268,7 +268,10 @@ pub struct Advance {
     pub deletes: usize,
     /// For every table-driven resource (coupons, plans, Issuing, …, see `resources.rs`):
     /// this many creates, updates (where the resource changes after creation) and
-    /// deletes (where it is deletable), each with its event.
+    /// deletes (where it is deletable), each with its event. On the platform also the
+    /// connected accounts' children with events of their own (persons, external
+    /// accounts) and this many connected accounts (`account.updated`): their events are
+    /// the connected account's own, listed under `Stripe-Account`, not the platform's.
     pub resources: usize,
     /// The connected account whose data changes (`None` = the platform).
     pub account: Option<String>,

@@ -1073,6 +1073,152 @@ async fn connect_accounts_are_isolated() {
     assert!(emu.request_count_for("GET", "/v1/charges", Some(accounts[0].as_str())) >= 1);
 }
 
+/// Events about objects a connected account owns (its own `account.updated`, its
+/// persons' and external accounts' events) are in that account's events list, listed
+/// under `Stripe-Account` with the `account` attribute and valid against the spec, and
+/// never in the platform's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_accounts_own_events_are_listed_only_under_its_header() {
+    let run = Emulator::start(config(20)).await.unwrap();
+    let emu = run.emulator();
+    let old = emu.now();
+    let report = emu.advance(&Advance {
+        seconds: 600,
+        resources: 1,
+        ..Advance::default()
+    });
+    let owned: Vec<&Change> = report
+        .changes
+        .iter()
+        .filter(|c| {
+            c.event_type == "account.updated"
+                || c.event_type.starts_with("person.")
+                || c.event_type.starts_with("account.external_account.")
+        })
+        .collect();
+    let kinds: HashSet<&str> = owned.iter().map(|c| c.event_type.as_str()).collect();
+    for kind in [
+        "account.updated",
+        "person.created",
+        "person.updated",
+        "person.deleted",
+        "account.external_account.created",
+        "account.external_account.updated",
+        "account.external_account.deleted",
+    ] {
+        assert!(kinds.contains(kind), "{kind} in {kinds:?}");
+    }
+    let window = format!("/v1/events?created[gt]={old}&created[lt]={}", report.now);
+    let (_, pages) = walk(&run, DEFAULT_TEST_KEY, None, &window, 100).await;
+    let platform: Vec<&Value> = pages
+        .iter()
+        .flat_map(|p| p["data"].as_array().unwrap())
+        .collect();
+    assert!(!platform.is_empty(), "the platform's own events are there");
+    for e in &platform {
+        let kind = e["type"].as_str().unwrap();
+        assert!(!kinds.contains(kind), "{kind} listed for the platform");
+        assert!(e.get("account").is_none(), "{e}");
+    }
+    let mut schemas = Schemas::new();
+    let mut found = 0;
+    for account in emu.connected_account_ids() {
+        let (_, pages) = walk(&run, DEFAULT_TEST_KEY, Some(&account), &window, 100).await;
+        let events: Vec<&Value> = pages
+            .iter()
+            .flat_map(|p| p["data"].as_array().unwrap())
+            .collect();
+        for c in owned.iter() {
+            let object_account = if c.stream == "accounts" {
+                c.id.clone()
+            } else {
+                // The child's parent: the account it points at.
+                let e = events
+                    .iter()
+                    .chain(platform.iter())
+                    .find(|e| e["data"]["object"]["id"] == c.id.as_str());
+                match e {
+                    Some(e) => e["data"]["object"]["account"].as_str().unwrap().to_owned(),
+                    None => continue,
+                }
+            };
+            let listed = events.iter().any(|e| {
+                e["type"] == c.event_type.as_str() && e["data"]["object"]["id"] == c.id.as_str()
+            });
+            assert_eq!(listed, object_account == account, "{c:?} under {account}");
+            found += usize::from(listed);
+        }
+        for page in &pages {
+            schemas.check_page("/v1/events", page);
+        }
+        for e in events
+            .iter()
+            .filter(|e| kinds.contains(e["type"].as_str().unwrap()))
+        {
+            assert_eq!(e["account"], account.as_str());
+            schemas.check_object("event", e);
+            let inner = &e["data"]["object"];
+            schemas.check_object(inner["object"].as_str().unwrap(), inner);
+        }
+    }
+    assert_eq!(
+        found,
+        owned.len(),
+        "every owned event is in its account's list"
+    );
+    // An updated account shows its change, as its event says.
+    let updated = owned.iter().find(|c| c.stream == "accounts").unwrap();
+    let account = emu.object(&test_scope(), "accounts", &updated.id).unwrap();
+    assert_eq!(
+        account["metadata"]["emulator_change"],
+        updated.at.to_string()
+    );
+}
+
+/// The card network's update of a payment method: every second update of an advance is
+/// a `payment_method.automatically_updated` (no request), the card renewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_methods_are_also_updated_automatically() {
+    let run = Emulator::start(config(40)).await.unwrap();
+    let emu = run.emulator();
+    let old = emu.now();
+    let report = emu.advance(&Advance {
+        seconds: 600,
+        resources: 2,
+        ..Advance::default()
+    });
+    let auto = report
+        .changes
+        .iter()
+        .find(|c| c.event_type == "payment_method.automatically_updated")
+        .expect("one automatic update");
+    assert_eq!(auto.stream, "payment_methods");
+    assert_eq!(auto.kind, ChangeKind::Updated);
+    let (_, pages) = walk(
+        &run,
+        DEFAULT_TEST_KEY,
+        None,
+        &format!("/v1/events?types[]=payment_method.automatically_updated&created[gt]={old}"),
+        100,
+    )
+    .await;
+    let events: Vec<&Value> = pages
+        .iter()
+        .flat_map(|p| p["data"].as_array().unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    let e = events[0];
+    assert_eq!(e["data"]["object"]["id"], auto.id.as_str());
+    assert!(e["request"]["id"].is_null(), "no request made it");
+    let before = e["data"]["previous_attributes"]["card"]["exp_year"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(e["data"]["object"]["card"]["exp_year"], before + 1);
+    let mut schemas = Schemas::new();
+    schemas.check_object("event", e);
+    schemas.check_object("payment_method", &e["data"]["object"]);
+}
+
 fn query_of(location: &str) -> HashMap<String, String> {
     url::Url::parse(location)
         .unwrap()
