@@ -145,38 +145,41 @@ pub fn compact(text: &str) -> std::borrow::Cow<'_, str> {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(bytes.len());
-    let mut at = 0;
+    // `text[piece..at]` is kept and not copied yet: it is copied at the next whitespace,
+    // a line at a time in Stripe's layout. Cuts fall on whitespace, which is ASCII, so
+    // every piece is whole UTF-8.
+    let (mut piece, mut at) = (0, 0);
     while at < bytes.len() {
-        let quote = memchr::memchr(b'"', &bytes[at..]).map_or(bytes.len(), |i| at + i);
-        // Between strings: all but the whitespace.
-        out.extend(
-            text[at..quote]
-                .chars()
-                .filter(|c| !matches!(c, ' ' | '\n' | '\r' | '\t')),
-        );
-        if quote == bytes.len() {
-            break;
-        }
-        // A string, as it is: up to its closing quote, past escapes.
-        let mut end = quote + 1;
-        while let Some(i) = bytes
-            .get(end..)
-            .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-        {
-            end += i + 1;
-            if bytes[end - 1] == b'"' {
-                break;
+        match bytes[at] {
+            b' ' | b'\n' | b'\r' | b'\t' => {
+                out.push_str(&text[piece..at]);
+                at += 1;
+                while at < bytes.len() && matches!(bytes[at], b' ' | b'\n' | b'\r' | b'\t') {
+                    at += 1;
+                }
+                piece = at;
             }
-            end += 1;
+            // A string, as it is: to its closing quote, past escapes.
+            b'"' => {
+                at += 1;
+                loop {
+                    at = plain_run(bytes, at);
+                    match bytes.get(at) {
+                        Some(b'"') => {
+                            at += 1;
+                            break;
+                        }
+                        Some(b'\\') => at = (at + 2).min(bytes.len()),
+                        // A raw control character: not JSON, kept as it is.
+                        Some(_) => at += 1,
+                        None => break,
+                    }
+                }
+            }
+            _ => at += 1,
         }
-        // Past the escaped byte of a `\` that is not JSON's may be inside a character.
-        let mut end = end.min(bytes.len());
-        while !text.is_char_boundary(end) {
-            end += 1;
-        }
-        out.push_str(&text[quote..end]);
-        at = end;
     }
+    out.push_str(&text[piece..]);
     std::borrow::Cow::Owned(out)
 }
 
