@@ -1,8 +1,8 @@
 //! The one events pass of a sync: `/v1/events` read once for every stream whose changes
-//! come as events in the account's own list (a connected account's own events are
-//! `connected_events.rs`'s, read with the page reading and routing here) (`types[]` in groups of at most 20, a day per window, windows read at
-//! once and emitted in order), each event's object handed to its stream, or to its
-//! parent's children.
+//! come as events in the account's own list (`types[]` in groups of at most 20, a day
+//! per window, windows read at once and emitted in order), each event's object handed
+//! to its stream, or to its parent's children. A connected account's own events are
+//! `connected_events.rs`'s, which reads and routes their pages with this file's code.
 
 use std::sync::Arc;
 
