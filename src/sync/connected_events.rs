@@ -27,11 +27,11 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 
+use super::Ctx;
 use super::events::{self, EventsStream, MAX_EVENT_TYPES};
-use super::record::{decorate, head_of};
-use super::{Ctx, PAGE_LIMIT};
+use super::record::decorate;
 use crate::error::{Error, FailureType};
-use crate::stripe::{self, PageRef};
+use crate::stripe;
 
 /// The list of the platform's connected accounts (the `accounts` stream's endpoint).
 const ACCOUNTS_PATH: &str = "/v1/accounts";
@@ -93,47 +93,28 @@ pub(super) async fn read_connected_events(
 
 /// Every connected account of the platform, from `/v1/accounts` (newest first); the
 /// ones created since the accounts stream's `from` go out as records, which reads their
-/// children too.
+/// children too. They are few (the accounts linked since the last sync), so they are
+/// sent once the list is walked.
 async fn list_accounts(ctx: &Ctx, streams: &[EventsStream]) -> Result<Vec<String>, Error> {
     let accounts = streams.iter().find(|s| s.def.path == ACCOUNTS_PATH);
-    let mut ids = Vec::new();
-    let mut starting_after: Option<String> = None;
-    loop {
-        let mut query = vec![("limit", PAGE_LIMIT.to_owned())];
-        if let Some(after) = &starting_after {
-            query.push(("starting_after", after.clone()));
+    let mut records = Vec::new();
+    let ids = super::walk_connected_accounts(&ctx.client, |raw, head| {
+        let created = head.created.unwrap_or(0);
+        if accounts.is_some_and(|s| created >= s.from) {
+            records.push(decorate(
+                raw,
+                head.updated,
+                (!head.updated).then_some(created),
+                false,
+                ctx.account.as_deref(),
+            ));
         }
-        let permit = ctx.emit.page_permit().await?;
-        let page = ctx.client.list(ACCOUNTS_PATH, &query).await?;
-        let PageRef {
-            data,
-            heads,
-            has_more,
-        } = page.parse()?;
-        let mut records = Vec::new();
-        for (raw, h) in data.iter().zip(heads) {
-            let head = head_of("accounts", h)?;
-            ids.push(head.id.to_owned());
-            let created = head.created.unwrap_or(0);
-            if accounts.is_some_and(|s| created >= s.from) {
-                records.push(decorate(
-                    raw,
-                    head.updated,
-                    (!head.updated).then_some(created),
-                    false,
-                    ctx.account.as_deref(),
-                ));
-            }
-        }
-        if let Some(stream) = accounts {
-            ctx.records(stream.def.name, records).await?;
-        }
-        drop(permit);
-        match (ids.last(), has_more) {
-            (Some(last), true) => starting_after = Some(last.clone()),
-            _ => return Ok(ids),
-        }
+    })
+    .await?;
+    if let Some(stream) = accounts {
+        ctx.records(stream.def.name, records).await?;
     }
+    Ok(ids)
 }
 
 /// One error for every account whose events could not be read, naming each (the

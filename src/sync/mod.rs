@@ -572,13 +572,7 @@ impl ReadPlan {
                             connected_events::read_connected_events(&ctx, &connected_streams).await;
                         let def = connected_streams[0].def;
                         let result = endpoints::unless_not_enabled(&ctx, def, result).await;
-                        for stream in &connected_streams {
-                            ctx.finish(stream.def.name);
-                        }
-                        connected_streams
-                            .iter()
-                            .map(|s| (s.def.name, result.as_ref().map(|_| ()).map_err(copy_error)))
-                            .collect()
+                        ctx.finish_shared(&connected_streams, &result)
                     }
                     .boxed(),
                 );
@@ -588,13 +582,7 @@ impl ReadPlan {
                 jobs.push(
                     async move {
                         let result = read_events(&ctx, &events_streams).await;
-                        for stream in &events_streams {
-                            ctx.finish(stream.def.name);
-                        }
-                        events_streams
-                            .iter()
-                            .map(|s| (s.def.name, result.as_ref().map(|_| ()).map_err(copy_error)))
-                            .collect()
+                        ctx.finish_shared(&events_streams, &result)
                     }
                     .boxed(),
                 );
@@ -626,6 +614,15 @@ async fn read_single(ctx: &Ctx, def: &'static StreamDef) -> Result<(), Error> {
 
 /// Every account connected to the platform, from `/v1/accounts`.
 pub(crate) async fn list_connected_accounts(client: &Client) -> Result<Vec<String>, Error> {
+    walk_connected_accounts(client, |_, _| {}).await
+}
+
+/// Walks `/v1/accounts` (newest first): every connected account's id, in order, and
+/// each account's text and head handed to `each` on the way.
+async fn walk_connected_accounts(
+    client: &Client,
+    mut each: impl FnMut(&str, &record::Head<'_>),
+) -> Result<Vec<String>, Error> {
     let mut ids = Vec::new();
     let mut starting_after: Option<String> = None;
     loop {
@@ -635,10 +632,14 @@ pub(crate) async fn list_connected_accounts(client: &Client) -> Result<Vec<Strin
         }
         let page = client.list("/v1/accounts", &query).await?;
         let PageRef {
-            heads, has_more, ..
+            data,
+            heads,
+            has_more,
         } = page.parse()?;
-        for h in heads {
-            ids.push(head_of("accounts", h)?.id.to_owned());
+        for (raw, h) in data.iter().zip(heads) {
+            let head = head_of("accounts", h)?;
+            each(raw, &head);
+            ids.push(head.id.to_owned());
         }
         match (ids.last(), has_more) {
             (Some(last), true) => starting_after = Some(last.clone()),
@@ -719,6 +720,17 @@ impl Ctx {
         for name in children::selected_names(&self.families, stream) {
             self.emit.progress.finish(name);
         }
+    }
+
+    /// The streams one shared read served (an events pass) are done, each with its result.
+    fn finish_shared(&self, streams: &[EventsStream], result: &Result<(), Error>) -> StreamResults {
+        streams
+            .iter()
+            .map(|s| {
+                self.finish(s.def.name);
+                (s.def.name, result.as_ref().map(|_| ()).map_err(copy_error))
+            })
+            .collect()
     }
 
     /// Sends a page of a stream's records; a parent's feed its children first

@@ -552,11 +552,12 @@ mod tests {
     fn a_steal_for_many_slots_cuts_equal_shares_at_once() {
         // 100 pages at 100 s a page: four readers get 25 pages each.
         let big = range(1_000, 20_000, 10_999, 100);
-        let stolen = steal([&big.bounds].into_iter(), 4);
-        let parts: Vec<(i64, Option<i64>)> =
-            stolen.iter().map(|r| (lock(&r.bounds).gte, r.lt)).collect();
+        // Each stolen range as `(gte, lt)`.
+        let parts = |stolen: Vec<Range>| -> Vec<(i64, Option<i64>)> {
+            stolen.iter().map(|r| (lock(&r.bounds).gte, r.lt)).collect()
+        };
         assert_eq!(
-            parts,
+            parts(steal([&big.bounds].into_iter(), 4)),
             [
                 (6_000, Some(8_500)),
                 (3_500, Some(6_000)),
@@ -571,11 +572,8 @@ mod tests {
         // A dense newest end (a page a second) with years before it: the cuts stay in
         // the dense part and the oldest range takes the rest.
         let dense = range(0, 100_000_000, 99_999_999, 1);
-        let stolen = steal([&dense.bounds].into_iter(), 4);
-        let parts: Vec<(i64, Option<i64>)> =
-            stolen.iter().map(|r| (lock(&r.bounds).gte, r.lt)).collect();
         assert_eq!(
-            parts,
+            parts(steal([&dense.bounds].into_iter(), 4)),
             [
                 (99_999_936, Some(99_999_968)),
                 (99_999_904, Some(99_999_936)),
