@@ -44,17 +44,20 @@ pub fn run(command: impl Future<Output = Result<()>>, protocol: bool) -> ExitCod
     }
 }
 
-/// Page bodies are a few hundred KiB each, allocated and freed thousands of times a
-/// minute. glibc raises its mmap threshold after each such free, so later bodies come
-/// from the heap and fragment it: peak memory then grows with the data (by a third from
-/// 100,000 to 1,000,000 records, measured with examples/bench_sync). A fixed threshold
-/// keeps large buffers in mmap, returned to the OS on free, and memory flat.
+/// Page bodies and hyper's read buffers are a few hundred KiB each, allocated and freed
+/// thousands of times a minute. glibc raises its mmap threshold after each such free, so
+/// later ones come from the heap, and it fragments: peak memory then grew with the data
+/// (by a third from 100,000 to 1,000,000 records, measured with examples/bench_sync).
+/// Pinned at 64 KiB, every one came fresh from the kernel (page faults and zeroing, a
+/// fifth of the CPU time on Stripe's pretty-printed pages). Pinned at 1 MiB with the
+/// page bodies reused (`stripe::buffers`): the heap serves them, and peak memory stays
+/// flat (32.6 MB at 83,000 records, 34.2 MB at 249,000).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn pin_mmap_threshold() {
     // SAFETY: mallopt only sets an allocator parameter; `init` calls it first thing in
     // main, before any other thread exists.
-    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 64 * 1024) };
+    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024) };
     if ok != 1 {
         eprintln!("note: mallopt(M_MMAP_THRESHOLD) was refused; memory may grow with the data");
     }

@@ -35,7 +35,7 @@ proptest! {
     ) {
         if (200..300).contains(&status) {
             let checked = if list {
-                index_list("/v1/x", &body).err()
+                index_list("/v1/x", bytes::Bytes::from(body.clone())).err()
             } else {
                 check_body("/v1/x", &body)
             };

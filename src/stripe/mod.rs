@@ -5,6 +5,7 @@
 //! It can only send GET requests: the connector never changes a merchant's data. It
 //! knows nothing of streams, state or output.
 
+mod buffers;
 pub mod connect;
 mod error;
 #[cfg(test)]
@@ -126,23 +127,17 @@ impl Page {
     /// # Errors
     /// `InvalidResponse` when the body is not a Stripe list.
     pub fn try_new(path: &str, body: bytes::Bytes) -> Result<Page, Error> {
-        match index_list(path, &body) {
-            Ok((items, has_more)) => Ok(Page {
-                path: path.to_owned(),
-                body,
-                items,
-                has_more,
-            }),
-            Err(Attempt::Fail(err)) => Err(err),
-            Err(Attempt::Retry { why, .. }) => Err(Error::InvalidResponse {
+        index_list(path, body).map_err(|attempt| match attempt {
+            Attempt::Fail(err) => err,
+            Attempt::Retry { why, .. } => Error::InvalidResponse {
                 path: path.to_owned(),
                 message: why,
-            }),
-            Err(Attempt::Done(_)) => Err(Error::InvalidResponse {
+            },
+            Attempt::Done(_) => Error::InvalidResponse {
                 path: path.to_owned(),
                 message: "not a list".to_owned(),
-            }),
-        }
+            },
+        })
     }
 
     /// The page's objects, without reading them again.
@@ -173,16 +168,17 @@ impl Page {
     }
 }
 
-/// Where a list body's objects lie, their heads, and its `has_more`: one pass, which is
-/// also the check that the body is complete JSON.
-fn index_list(path: &str, body: &[u8]) -> Result<(Vec<scan::Item>, bool), Attempt> {
-    let text = std::str::from_utf8(body).map_err(|err| {
+/// A list body read once ([`scan::list`]): where its objects lie, their heads, and its
+/// `has_more`; the pass is also the check that the body is complete JSON. A
+/// pretty-printed body is kept compacted, so its records are on one line.
+fn index_list(path: &str, body: bytes::Bytes) -> Result<Page, Attempt> {
+    let text = std::str::from_utf8(&body).map_err(|err| {
         Attempt::Fail(Error::InvalidResponse {
             path: path.to_owned(),
             message: format!("the answer is not UTF-8: {err}"),
         })
     })?;
-    let (items, has_more) = scan::list(text).map_err(|refusal| match refusal {
+    let list = scan::list(text).map_err(|refusal| match refusal {
         // Broken JSON (a body cut short with framing that hid it) is worth another
         // try; a well-formed answer that is not what Stripe sends is not.
         scan::Refusal::Syntax(why) => Attempt::Retry {
@@ -194,12 +190,17 @@ fn index_list(path: &str, body: &[u8]) -> Result<(Vec<scan::Item>, bool), Attemp
             message: why,
         }),
     })?;
-    check_page(path, has_more, items.len()).map_err(Attempt::Fail)?;
-    Ok((items, has_more))
+    check_page(path, list.has_more, list.items.len()).map_err(Attempt::Fail)?;
+    Ok(Page {
+        path: path.to_owned(),
+        body: list
+            .compacted
+            .map_or(body, |text| buffers::into_bytes(text.into_bytes())),
+        items: list.items,
+        has_more: list.has_more,
+    })
 }
 
-/// Broken JSON (a body cut short with framing that hid it) is worth another try; a
-/// well-formed answer that is not what Stripe sends is not.
 fn json_failure(path: &str, err: &serde_json::Error) -> Attempt {
     if err.is_eof() || err.is_syntax() {
         Attempt::Retry {
@@ -341,14 +342,14 @@ async fn read_capped(
     }
     // The whole body in one allocation where its length is known: grown by doubling, a
     // page of 300 KB was copied nine times, each into fresh pages from the kernel.
-    let mut body = bytes::BytesMut::with_capacity(length as usize);
+    let mut body = buffers::take(length as usize);
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Ok(None);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Some(body.freeze()))
+    Ok(Some(buffers::into_bytes(body)))
 }
 
 /// A GET-only Stripe client. Cheap to clone; clones share the rate limit, the
@@ -691,13 +692,8 @@ impl Client {
         if status.is_success() {
             return match shape {
                 Shape::Object => check_body(path, &body).unwrap_or(Attempt::Done(Done::Body(body))),
-                Shape::List => match index_list(path, &body) {
-                    Ok((items, has_more)) => Attempt::Done(Done::Page(Page {
-                        path: path.to_owned(),
-                        body,
-                        items,
-                        has_more,
-                    })),
+                Shape::List => match index_list(path, body) {
+                    Ok(page) => Attempt::Done(Done::Page(page)),
                     Err(attempt) => attempt,
                 },
             };

@@ -61,12 +61,32 @@ pub struct Item {
     pub head: Head,
 }
 
-/// Scans a list page: its objects in order, and its `has_more`.
+/// A list page, scanned: its objects, its `has_more`, and its text on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct List {
+    /// Where each object lies in [`List::text`].
+    pub items: Vec<Item>,
+    pub has_more: bool,
+    /// The page without the whitespace between its tokens, when it had any (Stripe's
+    /// pretty-printed layout); `None` when the page was compact already.
+    pub compacted: Option<String>,
+}
+
+impl List {
+    /// The text the items' ranges point into: the compacted page, or `page` itself.
+    pub fn text<'a>(&'a self, page: &'a str) -> &'a str {
+        self.compacted.as_deref().unwrap_or(page)
+    }
+}
+
+/// Scans a list page: its objects in order, and its `has_more`. The same pass takes the
+/// whitespace between tokens out ([`List::compacted`], as [`compact`] does), so a
+/// pretty-printed page is walked once, not once here and once per record by a writer.
 ///
 /// # Errors
 /// [`Refusal::Syntax`] when the text is not complete JSON, [`Refusal::Shape`] when it
 /// is JSON but not a list page.
-pub fn list(text: &str) -> Result<(Vec<Item>, bool), Refusal> {
+pub fn list(text: &str) -> Result<List, Refusal> {
     let mut s = Scanner::new(text);
     let mut items = None;
     let mut has_more = None;
@@ -106,7 +126,11 @@ pub fn list(text: &str) -> Result<(Vec<Item>, bool), Refusal> {
         return Err(Refusal::Shape(why.to_owned()));
     }
     match (items, has_more) {
-        (Some(Ok(items)), Some(has_more)) => Ok((items, has_more)),
+        (Some(Ok(items)), Some(has_more)) => Ok(List {
+            items,
+            has_more,
+            compacted: s.compacted(),
+        }),
         (Some(Err(why)), _) => Err(Refusal::Shape(why)),
         (None, _) => Err(Refusal::Shape("missing field `data`".to_owned())),
         (_, None) => Err(Refusal::Shape("missing field `has_more`".to_owned())),
@@ -209,10 +233,37 @@ fn plain_run(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// Where the run of spaces from `at` ends, eight bytes at a time (as [`plain_run`]).
+fn space_run(bytes: &[u8], mut at: usize) -> usize {
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    const LOW: u64 = u64::from_ne_bytes([0x7f; 8]);
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        // A byte of `x` is zero where the text has a space. Its top bit is set in
+        // `not_space` where it is not zero: exact per byte, as the sums of the low seven
+        // bits cannot carry into the next byte.
+        let x = u64::from_le_bytes(word) ^ SPACES;
+        let not_space = (((x & LOW).wrapping_add(LOW)) | x) & !LOW;
+        if not_space != 0 {
+            return at + (not_space.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while bytes.get(at) == Some(&b' ') {
+        at += 1;
+    }
+    at
+}
+
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    /// The text before `kept`, without its whitespace between tokens (empty while there
+    /// was none); `text[kept..at]` is to be kept and is not copied yet.
+    out: String,
+    kept: usize,
 }
 
 impl<'a> Scanner<'a> {
@@ -221,17 +272,57 @@ impl<'a> Scanner<'a> {
             text,
             bytes: text.as_bytes(),
             at: 0,
+            out: String::new(),
+            kept: 0,
         }
+    }
+
+    /// Where byte `at` of the text (at or after `kept`) lands in the compacted text.
+    fn out_at(&self, at: usize) -> usize {
+        self.out.len() + at - self.kept
+    }
+
+    /// The whole text without its whitespace between tokens; `None` when it had none.
+    fn compacted(&mut self) -> Option<String> {
+        if self.out.is_empty() && self.kept == 0 {
+            return None;
+        }
+        self.out.push_str(&self.text[self.kept..]);
+        self.kept = self.text.len();
+        Some(std::mem::take(&mut self.out))
     }
 
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.at).copied()
     }
 
+    /// Skips whitespace, and leaves it out of the compacted text. Inlined: between most
+    /// tokens there is none, or in Stripe's layout one space after a `:`.
+    #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.at += 1;
+        if let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.skip_ws();
         }
+    }
+
+    /// The whitespace at the cursor, cut out. Cuts fall on whitespace, which is ASCII,
+    /// so every piece kept is whole UTF-8.
+    fn skip_ws(&mut self) {
+        if self.out.capacity() == 0 {
+            // Empty, so valid UTF-8.
+            self.out = String::from_utf8(super::buffers::take(self.text.len())).unwrap_or_default();
+        }
+        self.out.push_str(&self.text[self.kept..self.at]);
+        self.at += 1;
+        loop {
+            // An indent, eight spaces at a time.
+            self.at = space_run(self.bytes, self.at);
+            match self.peek() {
+                Some(b' ' | b'\n' | b'\r' | b'\t') => self.at += 1,
+                _ => break,
+            }
+        }
+        self.kept = self.at;
     }
 
     fn fail<T>(&self, what: &str) -> Result<T, Refusal> {
@@ -447,10 +538,10 @@ impl<'a> Scanner<'a> {
         self.array(1, |s| {
             s.ws();
             if s.peek() == Some(b'{') {
-                let start = s.at;
+                let start = s.out_at(s.at);
                 let head = s.head(2)?;
                 items.push(Item {
-                    range: start..s.at,
+                    range: start..s.out_at(s.at),
                     head,
                 });
             } else {
@@ -578,20 +669,46 @@ mod tests {
                 return Ok(());
             }
         };
-        let Ok((items, more)) = ours else {
+        let Ok(listed) = ours else {
             return Err(TestCaseError::fail(format!(
                 "scanner: {ours:?}, for {text}"
             )));
         };
-        prop_assert_eq!(more, page.has_more);
-        prop_assert_eq!(items.len(), page.data.len());
-        for (item, raw) in items.iter().zip(&page.data) {
-            prop_assert_eq!(&text[item.range.clone()], raw.get());
+        // The page without whitespace between tokens, and still the same JSON.
+        let one_line = listed.text(text);
+        let stripped = strip_whitespace(text);
+        prop_assert_eq!(one_line, &stripped);
+        prop_assert_eq!(listed.compacted.is_some(), stripped != text);
+        prop_assert_eq!(
+            serde_json::from_str::<serde_json::Value>(one_line).unwrap(),
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
+        prop_assert_eq!(listed.has_more, page.has_more);
+        prop_assert_eq!(listed.items.len(), page.data.len());
+        for (item, raw) in listed.items.iter().zip(&page.data) {
+            prop_assert_eq!(&one_line[item.range.clone()], strip_whitespace(raw.get()));
             if let Some(head) = serde_head(raw.get()) {
                 prop_assert_eq!(&item.head, &head);
             }
         }
         Ok(())
+    }
+
+    /// JSON text without the whitespace outside its strings, a character at a time.
+    fn strip_whitespace(text: &str) -> String {
+        let (mut in_string, mut escaped) = (false, false);
+        text.chars()
+            .filter(|&c| {
+                let keep = in_string || !matches!(c, ' ' | '\n' | '\r' | '\t');
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' if in_string => escaped = true,
+                    '"' => in_string = !in_string,
+                    _ => {}
+                }
+                keep
+            })
+            .collect()
     }
 
     fn json() -> impl Strategy<Value = serde_json::Value> {
@@ -721,6 +838,36 @@ mod tests {
     }
 
     #[test]
+    fn a_run_of_spaces_ends_at_the_first_other_byte() {
+        for text in [
+            "",
+            "x",
+            " ",
+            "        ",
+            "         x",
+            "   \n ",
+            "\u{80}",
+            "  \u{a0}",
+        ] {
+            for from in 0..=text.len() {
+                let expected = from
+                    + text.as_bytes()[from..]
+                        .iter()
+                        .take_while(|&&b| b == b' ')
+                        .count();
+                assert_eq!(
+                    space_run(text.as_bytes(), from),
+                    expected,
+                    "{text:?} from {from}"
+                );
+            }
+        }
+        let mut indent = " ".repeat(19);
+        indent.push('"');
+        assert_eq!(space_run(indent.as_bytes(), 0), 19);
+    }
+
+    #[test]
     fn compact_keeps_strings_as_sent() {
         let pretty =
             "{\n  \"a b\": \"x  y\\n\\\"z\\\\\",\n  \"c\": [\n    1.50,\n    \"é \"\n  ]\n}";
@@ -732,8 +879,9 @@ mod tests {
         let text = r#"{"object":"list","data":[{"id":"in_1","date":5,"updated":null,
             "lines":{"data":[{"id":"il_1","created":9,"updated":3}]},"object":"invoiceitem"}],
             "has_more":false}"#;
-        let (items, more) = list(text).unwrap();
-        assert!(!more);
+        let listed = list(text).unwrap();
+        let items = &listed.items;
+        assert!(!listed.has_more);
         assert_eq!(
             items[0].head,
             Head {
@@ -744,7 +892,7 @@ mod tests {
                 object: Some("invoiceitem".into()),
             }
         );
-        assert!(text[items[0].range.clone()].ends_with("\"invoiceitem\"}"));
+        assert!(listed.text(text)[items[0].range.clone()].ends_with("\"invoiceitem\"}"));
     }
 
     #[test]
