@@ -679,9 +679,10 @@ mod tests {
         let stripped = strip_whitespace(text);
         prop_assert_eq!(one_line, &stripped);
         prop_assert_eq!(listed.compacted.is_some(), stripped != text);
+        // (Both `None` for a number out of `Value`'s range, which IgnoredAny accepted.)
         prop_assert_eq!(
-            serde_json::from_str::<serde_json::Value>(one_line).unwrap(),
-            serde_json::from_str::<serde_json::Value>(text).unwrap()
+            serde_json::from_str::<serde_json::Value>(one_line).ok(),
+            serde_json::from_str::<serde_json::Value>(text).ok()
         );
         prop_assert_eq!(listed.has_more, page.has_more);
         prop_assert_eq!(listed.items.len(), page.data.len());
