@@ -201,6 +201,8 @@ fn index_list(path: &str, body: bytes::Bytes) -> Result<Page, Attempt> {
     })
 }
 
+/// Broken JSON (a body cut short with framing that hid it) is worth another try; a
+/// well-formed answer that is not what Stripe sends is not.
 fn json_failure(path: &str, err: &serde_json::Error) -> Attempt {
     if err.is_eof() || err.is_syntax() {
         Attempt::Retry {
