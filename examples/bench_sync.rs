@@ -93,6 +93,10 @@ struct Args {
     /// Answers in compact JSON rather than pretty-printed as Stripe sends them.
     #[arg(long)]
     compact_json: bool,
+    /// Write the emulator's request log of the sync to this file (TSV: milliseconds
+    /// since the sync began, status, path, query), to see where the time goes.
+    #[arg(long)]
+    request_log: Option<PathBuf>,
     /// Streams to read (full refresh).
     #[arg(
         long,
@@ -238,6 +242,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&catalog_path, json!({ "streams": streams }).to_string())?;
 
     let requests_before = emulator.request_log().len();
+    // `cargo run` execs this binary, so the children cargo reaped (rustc) are counted
+    // in RUSAGE_CHILDREN already: only what is added from here on is the connector's.
+    let usage_before = getrusage(UsageWho::RUSAGE_CHILDREN)?;
     let started = Instant::now();
     let out_dir = dir.path().join("parquet");
     let parquet = args.output == "parquet";
@@ -324,11 +331,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(timeline) = timeline {
         timeline.abort();
     }
-    // The connector is this process's only child: its exact CPU time. (Not its
-    // max_rss: that counts the pages of this process it shared between fork and exec.)
+    // The connector is the only child this process waited for since `usage_before`:
+    // its exact CPU time. (Not its max_rss: that counts the pages of this process it
+    // shared between fork and exec.)
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
     let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
-    let cpu = seconds(usage.user_time()) + seconds(usage.system_time());
+    let cpu_of = |u: &nix::sys::resource::Usage| seconds(u.user_time()) + seconds(u.system_time());
+    let cpu = cpu_of(&usage) - cpu_of(&usage_before);
     let peak_kb = match hwm.load(std::sync::atomic::Ordering::Relaxed) {
         0 => usage.max_rss() as u64,
         kb => kb,
@@ -337,6 +346,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log = emulator.request_log();
     let log = &log[requests_before..];
     let requests = log.len();
+    if let Some(path) = &args.request_log {
+        let start = log.first().map_or(0, |r| r.received_ms);
+        let lines: String = log
+            .iter()
+            .map(|r| {
+                let at = r.received_ms - start;
+                format!("{at}\t{}\t{}\t{}\n", r.status, r.path, r.query)
+            })
+            .collect();
+        std::fs::write(path, lines)?;
+    }
     let throttled = log.iter().filter(|r| r.status == 429).count();
     let limit = if rate_limit > 0.0 {
         rate_limit

@@ -10,6 +10,11 @@
 //! proportion to its share of the account's rate, so one big stream waiting for its
 //! endpoint's pace never holds the in-flight slots the other endpoints could use.
 //!
+//! When requests of several endpoints wait for the account's next slot, the endpoint with
+//! the most time left goes first ([`Pacer::set_priority`]: longest remaining time first,
+//! which ends every endpoint's reads soonest): an endpoint held at its own limit, with
+//! the most pages left, is not slowed by small ones while the account's rate is short.
+//!
 //! It knows nothing of streams: an endpoint is a request path with its ids taken out.
 
 use std::collections::HashMap;
@@ -43,10 +48,51 @@ impl Cell {
     }
 }
 
+/// The pacing state of one endpoint.
+#[derive(Debug)]
+struct EndpointState {
+    cell: Cell,
+    /// Seconds of reads it has left, as its reader last said; `None`: first in line.
+    priority: Option<f64>,
+    /// Requests waiting for a slot.
+    waiting: usize,
+}
+
+impl EndpointState {
+    fn new(now: Instant) -> EndpointState {
+        EndpointState {
+            cell: Cell { next: now },
+            priority: None,
+            waiting: 0,
+        }
+    }
+
+    /// Whether its requests go before `other`'s.
+    fn outranks(&self, other: Option<f64>) -> bool {
+        match (self.priority, other) {
+            (None, Some(_)) => true,
+            (Some(mine), Some(theirs)) => mine > theirs,
+            (_, None) => false,
+        }
+    }
+}
+
 /// The pacing state of one account.
 struct PaceState {
     account: Cell,
-    endpoints: HashMap<String, Cell>,
+    endpoints: HashMap<String, EndpointState>,
+}
+
+impl PaceState {
+    fn endpoint(&mut self, endpoint: &str, now: Instant) -> &mut EndpointState {
+        if !self.endpoints.contains_key(endpoint) {
+            self.endpoints
+                .insert(endpoint.to_owned(), EndpointState::new(now));
+        }
+        self.endpoints
+            .get_mut(endpoint)
+            .expect("inserted just above")
+    }
 }
 
 /// Both limits of one account. Cheap to share (`Arc`).
@@ -102,32 +148,83 @@ impl Pacer {
             .clone()
     }
 
-    /// Waits until both the account and `endpoint` have room, and takes it.
+    /// Sets how many seconds of reads `endpoint` has left: its requests go before those
+    /// of endpoints with less, when both wait for the account.
+    pub fn set_priority(&self, endpoint: &str, secs_left: f64) {
+        let mut state = self.lock_state();
+        state.endpoint(endpoint, Instant::now()).priority = Some(secs_left);
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, PaceState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until both the account and `endpoint` have room, and no endpoint that
+    /// outranks it has a request waiting that its own limit lets go now; takes the room.
     ///
     /// Cancel-safe: nothing is taken until it returns.
     pub async fn ready(&self, endpoint: &str) {
         let endpoint_period = period(self.endpoint_rate(endpoint));
+        let mut waiting = Waiting {
+            pacer: self,
+            endpoint,
+            counted: false,
+        };
         loop {
             let wait_until = {
-                let mut state = self
-                    .state
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut state = self.lock_state();
                 let now = Instant::now();
                 let account_next = state.account.next;
-                let cell = state
-                    .endpoints
-                    .entry(endpoint.to_owned())
-                    .or_insert(Cell { next: now });
-                let ready_at = account_next.max(cell.next);
-                if ready_at <= now {
-                    cell.advance(now, endpoint_period);
+                let me = state.endpoint(endpoint, now);
+                let ready_at = account_next.max(me.cell.next);
+                let priority = me.priority;
+                if !waiting.counted {
+                    me.waiting += 1;
+                    waiting.counted = true;
+                }
+                if ready_at > now {
+                    ready_at
+                } else if state.endpoints.iter().any(|(name, other)| {
+                    name != endpoint
+                        && other.waiting > 0
+                        && other.cell.next <= now
+                        && other.outranks(priority)
+                }) {
+                    // The slot is theirs: they are awake (their time has come too).
+                    now + OUTRANKED_WAIT
+                } else {
+                    let me = state.endpoint(endpoint, now);
+                    me.cell.advance(now, endpoint_period);
+                    me.waiting -= 1;
+                    waiting.counted = false;
                     state.account.advance(now, self.account_period);
                     return;
                 }
-                ready_at
             };
             tokio::time::sleep_until(wait_until).await;
+        }
+    }
+}
+
+/// How long a request the slot went to another endpoint's waits to try again.
+const OUTRANKED_WAIT: Duration = Duration::from_millis(1);
+
+/// A request counted as waiting on its endpoint, until it goes or is dropped.
+struct Waiting<'a> {
+    pacer: &'a Pacer,
+    endpoint: &'a str,
+    counted: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            let mut state = self.pacer.lock_state();
+            if let Some(e) = state.endpoints.get_mut(self.endpoint) {
+                e.waiting = e.waiting.saturating_sub(1);
+            }
         }
     }
 }
@@ -228,5 +325,62 @@ mod tests {
             "the endpoint's pace was used: {}",
             grants.len()
         );
+    }
+
+    /// The account's 20/s is short of what three endpoints at 8/s each want: the two
+    /// with the most time left keep their endpoint's whole pace, the third gets the rest.
+    #[tokio::test(start_paused = true)]
+    async fn the_endpoint_with_most_time_left_keeps_its_pace_when_the_account_is_short() {
+        async fn grants(priorities: &[(&'static str, f64)]) -> HashMap<&'static str, usize> {
+            let pacer = Arc::new(Pacer::new(20.0, 8.0, 60));
+            for (endpoint, secs) in priorities {
+                pacer.set_priority(endpoint, *secs);
+            }
+            let start = Instant::now();
+            let counts = Arc::new(Mutex::new(HashMap::new()));
+            let mut tasks = Vec::new();
+            for endpoint in ["/v1/charges", "/v1/customers", "/v1/refunds"] {
+                for _ in 0..10 {
+                    let (pacer, counts) = (pacer.clone(), counts.clone());
+                    tasks.push(tokio::spawn(async move {
+                        loop {
+                            pacer.ready(endpoint).await;
+                            if start.elapsed() >= Duration::from_secs(10) {
+                                break;
+                            }
+                            *counts.lock().unwrap().entry(endpoint).or_insert(0) += 1;
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }));
+                }
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            Arc::try_unwrap(counts).unwrap().into_inner().unwrap()
+        }
+        let ranked = grants(&[
+            ("/v1/charges", 30.0),
+            ("/v1/customers", 10.0),
+            ("/v1/refunds", 5.0),
+        ])
+        .await;
+        assert!(ranked["/v1/charges"] >= 78, "{ranked:?}");
+        assert!(ranked["/v1/customers"] >= 78, "{ranked:?}");
+        let total: usize = ranked.values().sum();
+        assert!(
+            (195..=201).contains(&total),
+            "the account's pace: {ranked:?}"
+        );
+        // The other way round: the priorities decide, not the order of the waiters.
+        let reversed = grants(&[
+            ("/v1/charges", 5.0),
+            ("/v1/customers", 10.0),
+            ("/v1/refunds", 30.0),
+        ])
+        .await;
+        assert!(reversed["/v1/refunds"] >= 78, "{reversed:?}");
+        assert!(reversed["/v1/customers"] >= 78, "{reversed:?}");
+        assert!(reversed["/v1/charges"] <= 45, "{reversed:?}");
     }
 }

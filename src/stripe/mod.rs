@@ -474,6 +474,13 @@ impl Client {
         self.pacer.endpoint_rate(&limits::endpoint_of(path))
     }
 
+    /// Says how many seconds of reads `path`'s endpoint has left: when the account's
+    /// rate is short, the endpoint with the most goes first ([`limits::Pacer`]).
+    pub fn set_priority(&self, path: &str, secs_left: f64) {
+        self.pacer
+            .set_priority(&limits::endpoint_of(path), secs_left);
+    }
+
     /// The cap on requests in flight.
     pub fn max_in_flight(&self) -> usize {
         self.config.max_in_flight.max(1)

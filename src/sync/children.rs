@@ -287,7 +287,7 @@ async fn children_of_page(
 ) -> Result<Vec<String>, Error> {
     use futures::StreamExt;
     // The row's `Stripe-Version` where its endpoint needs a newer one (payment methods).
-    let client = super::endpoints::client_for(ctx, def);
+    let client = super::endpoints::client_for(&ctx.client, def);
     let mut records = Vec::new();
     let mut calls = futures::stream::FuturesOrdered::new();
     for head in heads {

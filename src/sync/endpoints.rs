@@ -40,7 +40,7 @@ pub(super) async fn read_unfiltered(
         }
         query.extend(def.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let permit = ctx.emit.page_permit().await?;
-        let page = client_for(ctx, def).list(def.path, &query).await?;
+        let page = client_for(&ctx.client, def).list(def.path, &query).await?;
         let PageRef {
             data,
             heads,
@@ -80,10 +80,10 @@ pub(super) async fn read_unfiltered(
 
 /// The client for `def`'s endpoint: the configured one, or one sending the row's
 /// `Stripe-Version` (e.g. `invoice_payments` only exists from 2025-03-31.basil on).
-pub(super) fn client_for(ctx: &Ctx, def: &StreamDef) -> stripe::Client {
+pub(super) fn client_for(client: &stripe::Client, def: &StreamDef) -> stripe::Client {
     match def.stripe_version {
-        Some(version) => ctx.client.with_stripe_version(version),
-        None => ctx.client.clone(),
+        Some(version) => client.with_stripe_version(version),
+        None => client.clone(),
     }
 }
 

@@ -39,6 +39,7 @@ mod connected_events;
 mod emit;
 mod endpoints;
 mod events;
+mod first_pages;
 mod plan;
 mod progress;
 mod record;
@@ -440,6 +441,36 @@ impl ReadPlan {
         account: Option<&str>,
         emit: &Emitter,
     ) -> Result<StreamResults, Error> {
+        // A group per sync mode, read at once: a family shares one read, in one mode.
+        // Child streams are read through their parent: one list of it feeds them all.
+        let groups_streams: Vec<_> = children::by_mode(&self.streams)
+            .iter()
+            .map(|group| children::fold(group))
+            .collect();
+        // The first page of each fresh full refresh goes with the account's request.
+        let first_pages = Arc::new(first_pages::FirstPages::default());
+        for (streams, families) in &groups_streams {
+            for stream in streams {
+                let fresh = || {
+                    children::shared_done(stream.def.name, families, |n| {
+                        self.input.full_refresh(n, account).map_err(Error::from)
+                    })
+                    .is_ok_and(|done| done.is_empty())
+                };
+                if stream.def.created_filter
+                    && matches!(self.plan(stream, None, 0), Plan::Full)
+                    && fresh()
+                {
+                    let query =
+                        page_query(stream.def, self.config.start_date, None, None, PAGE_LIMIT);
+                    first_pages.start(
+                        endpoints::client_for(&client, stream.def),
+                        stream.def,
+                        query,
+                    );
+                }
+            }
+        }
         // The first request checks the key and the account, and gives the server's
         // clock: every window ends there, so the local clock's skew does not matter.
         let profile = match client.get_object("/v1/account").await {
@@ -453,12 +484,9 @@ impl ReadPlan {
             .server_time()
             .unwrap_or_else(|| crate::protocol::now_ms() / 1000);
         // The ranges of every list stream, across the groups.
-        let budget = Arc::new(plan::Budget::new());
+        let budget = Arc::new(plan::Budget::new(client.rate_limit()));
         let mut groups = Vec::new();
-        // A group per sync mode, read at once: a family shares one read, in one mode.
-        for group in children::by_mode(&self.streams) {
-            // Child streams are read through their parent: one list of it feeds them all.
-            let (streams, families) = children::fold(&group);
+        for (streams, families) in groups_streams {
             let ctx = Arc::new(Ctx {
                 families: Arc::new(families),
                 client: client.clone(),
@@ -470,6 +498,7 @@ impl ReadPlan {
                 events_until: now - self.config.event_settle_secs,
                 split_budget: self.config.num_workers * 2,
                 budget: budget.clone(),
+                first_pages: first_pages.clone(),
             });
             let mut jobs: Vec<BoxFuture<'static, StreamResults>> = Vec::new();
             let mut events_streams = Vec::new();
@@ -694,6 +723,8 @@ struct Ctx {
     /// The ranges of every list stream being read, shared by their planners (and by
     /// the groups of one account's read).
     budget: Arc<plan::Budget>,
+    /// First pages asked for with the account's first request (`first_pages.rs`).
+    first_pages: Arc<first_pages::FirstPages>,
 }
 
 impl Ctx {
@@ -819,7 +850,23 @@ async fn list_page(
     starting_after: Option<&str>,
     limit: &str,
 ) -> Result<Page, Error> {
-    let mut query: Vec<(&str, String)> = vec![
+    let query = page_query(def, gte, lt, starting_after, limit);
+    if let Some(page) = ctx.first_pages.take(def, &query).await {
+        return Ok(page);
+    }
+    let client = endpoints::client_for(&ctx.client, def);
+    Ok(client.list(def.path, &query).await?)
+}
+
+/// The query of a page of `def`'s list: `created` in `[gte, lt)`, after an id.
+fn page_query(
+    def: &'static StreamDef,
+    gte: i64,
+    lt: Option<i64>,
+    starting_after: Option<&str>,
+    limit: &str,
+) -> Vec<(&'static str, String)> {
+    let mut query: Vec<(&'static str, String)> = vec![
         ("limit", limit.to_owned()),
         ("created[gte]", gte.to_string()),
     ];
@@ -830,6 +877,5 @@ async fn list_page(
         query.push(("starting_after", after.to_owned()));
     }
     query.extend(def.query.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let client = endpoints::client_for(ctx, def);
-    Ok(client.list(def.path, &query).await?)
+    query
 }

@@ -9,9 +9,10 @@
 //!   (the `created` span of a full page).
 //! - How many ranges a stream reads at once: enough to keep pace with the time the rate
 //!   limits allow for the rest of the sync, from every stream's estimated pages left (one
-//!   [`Budget`] per account, across streams; [`ranges_wanted`]): the biggest streams as
-//!   many as their endpoint's limit pays for (its rate × the measured latency, Little's
-//!   law), a small stream one.
+//!   [`Budget`] per account, across streams; [`pace`], [`ranges_wanted`]): the biggest
+//!   streams as many as their endpoint's limit pays for (its rate × the measured
+//!   latency, Little's law), the others what that leaves of the account's rate, a small
+//!   stream one.
 //! - Where: idle capacity steals the older part (by estimated pages) of the unread part of
 //!   the range with the most pages left, while that range's reader goes on from where it
 //!   is: the older half for one free slot, equal shares at once for several (a freshly
@@ -64,16 +65,31 @@ const FULL_PAGE: usize = 100;
 
 /// The ranges being read across every list stream of one account.
 pub(crate) struct Budget {
-    /// By stream: ranges being read, estimated pages left, and whether that estimate is
-    /// measured (a full page was read) rather than a guess.
-    active: Mutex<HashMap<&'static str, (usize, i64, bool)>>,
+    /// The account's rate limit (requests/s).
+    account_rate: f64,
+    /// By stream: what it reads and has left.
+    active: Mutex<HashMap<&'static str, Share>>,
     /// Bumped whenever a range makes progress or ends: planners plan again.
     changed: tokio::sync::watch::Sender<u64>,
 }
 
+/// One stream's part of an account's [`Budget`].
+#[derive(Debug, Clone, Copy)]
+struct Share {
+    /// Ranges being read.
+    ranges: usize,
+    /// Estimated pages left.
+    pages_left: i64,
+    /// Whether that estimate is measured (a full page was read) rather than a guess.
+    known: bool,
+    /// The stream's endpoint's rate limit (requests/s).
+    endpoint_rate: f64,
+}
+
 impl Budget {
-    pub(crate) fn new() -> Budget {
+    pub(crate) fn new(account_rate: f64) -> Budget {
         Budget {
+            account_rate,
             active: Mutex::new(HashMap::new()),
             changed: tokio::sync::watch::channel(0).0,
         }
@@ -83,16 +99,35 @@ impl Budget {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Records a stream's ranges and estimated pages left; returns the ranges of every
-    /// stream, and the pages left of all streams and of the biggest.
-    fn report(&self, stream: &'static str, ranges: usize, pages_left: i64, known: bool) -> Load {
+    /// Records a stream's ranges, estimated pages left and endpoint rate; returns what
+    /// every stream of the account has left.
+    fn report(
+        &self,
+        stream: &'static str,
+        ranges: usize,
+        pages_left: i64,
+        known: bool,
+        endpoint_rate: f64,
+    ) -> Load {
         let mut map = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(stream, (ranges, pages_left, known || ranges == 0));
+        map.insert(
+            stream,
+            Share {
+                ranges,
+                pages_left,
+                known: known || ranges == 0,
+                endpoint_rate,
+            },
+        );
+        let shares: Vec<(i64, f64)> = map
+            .values()
+            .map(|s| (s.pages_left, s.endpoint_rate))
+            .collect();
         Load {
-            ranges: map.values().map(|(r, ..)| r).sum(),
-            pages_left: map.values().map(|(_, p, _)| p).sum(),
-            biggest: map.values().map(|(_, p, _)| *p).max().unwrap_or(0),
-            unknown: map.values().filter(|(.., known)| !known).count(),
+            ranges: map.values().map(|s| s.ranges).sum(),
+            pages_left: map.values().map(|s| s.pages_left).sum(),
+            pace: pace(&shares, self.account_rate),
+            unknown: map.values().filter(|s| !s.known).count(),
         }
     }
 }
@@ -102,32 +137,63 @@ impl Budget {
 struct Load {
     ranges: usize,
     pages_left: i64,
-    biggest: i64,
+    /// The time ([`pace`]) every stream's requests/s are set by.
+    pace: f64,
     /// Streams whose size is not measured yet (their first page is on its way).
     unknown: usize,
 }
 
-/// How many ranges a stream with `left` pages left reads at once, given the account's
-/// `load`, the account's and the endpoint's rates (requests/s) and the latency (s).
+/// The time `t` by which each stream, reading its pages left at `pages ÷ t` requests/s
+/// but never faster than its endpoint allows, together use the account's whole rate
+/// (`streams`: pages left and endpoint rate of each): water-filling.
 ///
-/// The rate limits allow the rest of the sync to take at best `t` = max(pages left ÷
-/// account rate, biggest stream's pages ÷ endpoint rate). A stream keeps pace with that
-/// at `left ÷ t` requests/s (at most its endpoint's rate), which takes that rate ×
-/// latency ranges in flight (Little's law). A stream held back by its endpoint's limit
-/// gets [`HEADROOM`] on top, so it is never short of requests; the others get none, so
-/// together they leave the bound streams the account's rate they need.
-fn ranges_wanted(
-    left: i64,
-    load: Load,
-    account_rate: f64,
-    endpoint_rate: f64,
-    latency: f64,
-) -> usize {
-    let t = (load.pages_left as f64 / account_rate).max(load.biggest as f64 / endpoint_rate);
-    if t <= 0.0 {
+/// When the account's rate is what holds the sync back, that is the time the rest of it
+/// takes at best (every stream's pages ÷ account rate), and every stream keeps pace to
+/// end together. When the endpoints are (a few big streams, each at its endpoint's
+/// limit), the others share what those leave of the account's rate rather than slow
+/// down to end with the biggest: an estimate too high for one stream (years with no
+/// objects not yet read) then costs the others nothing. Zero when nothing is left.
+fn pace(streams: &[(i64, f64)], account_rate: f64) -> f64 {
+    let total: i64 = streams.iter().map(|(pages, _)| pages.max(&0)).sum();
+    if total <= 0 || account_rate <= 0.0 {
+        return 0.0;
+    }
+    let used = |t: f64| -> f64 {
+        streams
+            .iter()
+            .map(|&(pages, rate)| (pages.max(0) as f64 / t).min(rate))
+            .sum()
+    };
+    // `used` falls as `t` grows, and is at most the account's rate at pages ÷ rate.
+    let (mut low, mut high) = (0.0, total as f64 / account_rate);
+    if used(high * 1e-6) <= account_rate {
+        // Every endpoint at its limit still leaves the account room.
+        return high * 1e-6;
+    }
+    for _ in 0..60 {
+        let mid = (low + high) / 2.0;
+        if used(mid) > account_rate {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    high
+}
+
+/// How many ranges a stream with `left` pages left reads at once, at the account's
+/// `pace` ([`pace`]), its endpoint's rate (requests/s) and the latency (s).
+///
+/// A stream keeps pace at `left ÷ pace` requests/s (at most its endpoint's rate), which
+/// takes that rate × latency ranges in flight (Little's law). A stream held back by its
+/// endpoint's limit gets [`HEADROOM`] on top, so it is never short of requests; the
+/// others get none, so together they leave the bound streams the account's rate they
+/// need.
+fn ranges_wanted(left: i64, pace: f64, endpoint_rate: f64, latency: f64) -> usize {
+    if pace <= 0.0 {
         return 1;
     }
-    let rate = (left as f64 / t).min(endpoint_rate);
+    let rate = (left as f64 / pace).min(endpoint_rate);
     let headroom = if rate >= 0.9 * endpoint_rate {
         HEADROOM
     } else {
@@ -320,14 +386,23 @@ pub(crate) async fn read_ranges(
         if progressed {
             send_state(ctx, def, checkpoint).await?;
         }
+        // A range cut off another has read no page yet: the stream's density is its
+        // estimate (not one page, which would make a freshly split stream look small).
         let left: i64 = active
             .iter()
-            .map(|a| pages_left(&lock(&a.bounds), 0))
-            .chain(pending.iter().map(|r| pages_left(&lock(&r.bounds), 0)))
+            .map(|a| pages_left(&lock(&a.bounds), stream_span))
+            .chain(
+                pending
+                    .iter()
+                    .map(|r| pages_left(&lock(&r.bounds), stream_span)),
+            )
             .sum();
+        // Longest time left first, when the account's rate is short.
+        ctx.client
+            .set_priority(def.path, left as f64 / endpoint_rate.max(0.01));
         let load = ctx
             .budget
-            .report(def.name, active.len(), left, stream_span > 0);
+            .report(def.name, active.len(), left, stream_span > 0, endpoint_rate);
         let unread: i64 = active
             .iter()
             .map(|a| secs_left(&lock(&a.bounds)))
@@ -346,7 +421,7 @@ pub(crate) async fn read_ranges(
             // that is only right for the streams measured so far.
             active.len().max(1)
         } else {
-            ranges_wanted(left, load, ctx.client.rate_limit(), endpoint_rate, latency)
+            ranges_wanted(left, load.pace, endpoint_rate, latency)
         };
         tracing::debug!(
             stream = def.name,
@@ -354,7 +429,7 @@ pub(crate) async fn read_ranges(
             active = active.len(),
             allowed,
             total_left = load.pages_left,
-            biggest = load.biggest,
+            pace = load.pace,
             unknown = load.unknown,
             "plan"
         );
@@ -383,7 +458,7 @@ pub(crate) async fn read_ranges(
         }
         if started > 0 {
             ctx.budget
-                .report(def.name, active.len(), left, stream_span > 0);
+                .report(def.name, active.len(), left, stream_span > 0, endpoint_rate);
             ctx.budget.notify();
         }
         if tasks.is_empty() {
@@ -397,7 +472,7 @@ pub(crate) async fn read_ranges(
                         let gte = lock(&range.bounds).gte;
                         checkpoint.done(gte, range.top);
                         ctx.budget
-                            .report(def.name, active.len(), left, stream_span > 0);
+                            .report(def.name, active.len(), left, stream_span > 0, endpoint_rate);
                         ctx.budget.notify();
                         send_state(ctx, def, checkpoint).await?;
                     }
@@ -414,7 +489,7 @@ pub(crate) async fn read_ranges(
             _ = changed.changed() => {}
         }
     };
-    ctx.budget.report(def.name, 0, 0, true);
+    ctx.budget.report(def.name, 0, 0, true, endpoint_rate);
     ctx.budget.notify();
     result
 }
@@ -586,36 +661,49 @@ mod tests {
     }
 
     #[test]
+    fn the_pace_fills_the_accounts_rate_around_the_streams_held_by_their_endpoint() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.max(1.0);
+        let streams = [
+            (300, 25.0),
+            (300, 25.0),
+            (120, 25.0),
+            (90, 25.0),
+            (90, 25.0),
+        ];
+        // Test mode (25/s for the account): the account sets the pace, 900 ÷ 25 s.
+        assert!(close(pace(&streams, 25.0), 36.0));
+        // Live (100/s): the two biggest streams are held at 25/s by their endpoints for
+        // 12 s; the others share the 50/s they leave and end by 300 ÷ 50 = 6 s, rather
+        // than slow down to end with the biggest.
+        assert!(close(pace(&streams, 100.0), 6.0));
+        // Four endpoints at their limit fill 100/s: nobody waits for anybody.
+        let small = [(10, 25.0), (5, 25.0)];
+        assert!(pace(&small, 100.0) < 1e-3);
+        assert_eq!(pace(&[(0, 25.0)], 100.0), 0.0);
+        // An estimate far too high for one stream (years of nothing not yet read) does
+        // not slow the others: they keep the pace they would have without it.
+        let inflated = [
+            (900, 25.0),
+            (300, 25.0),
+            (120, 25.0),
+            (90, 25.0),
+            (90, 25.0),
+        ];
+        assert!(close(pace(&inflated, 100.0), 6.0));
+    }
+
+    #[test]
     fn bound_streams_get_headroom_and_the_others_their_pace() {
-        // Live: 100/s for the account, 25/s per endpoint, 0.25 s per page. The biggest
-        // stream (250 pages) sets the pace: 10 s.
-        let load = Load {
-            ranges: 0,
-            pages_left: 800,
-            biggest: 250,
-            unknown: 0,
-        };
-        assert_eq!(ranges_wanted(250, load, 100.0, 25.0, 0.25), 9);
-        assert_eq!(ranges_wanted(100, load, 100.0, 25.0, 0.25), 3);
-        assert_eq!(ranges_wanted(5, load, 100.0, 25.0, 0.25), 1);
+        // Live: 100/s for the account, 25/s per endpoint, 0.25 s per page, a pace of
+        // 10 s: a stream of 250 pages is held by its endpoint.
+        assert_eq!(ranges_wanted(250, 10.0, 25.0, 0.25), 9);
+        assert_eq!(ranges_wanted(100, 10.0, 25.0, 0.25), 3);
+        assert_eq!(ranges_wanted(5, 10.0, 25.0, 0.25), 1);
         // Test mode: the account's 25/s sets the pace (32 s); no stream is bound by
         // its endpoint.
-        assert_eq!(ranges_wanted(250, load, 25.0, 25.0, 0.25), 2);
-        assert_eq!(
-            ranges_wanted(
-                1,
-                Load {
-                    ranges: 0,
-                    pages_left: 0,
-                    biggest: 0,
-                    unknown: 0
-                },
-                25.0,
-                25.0,
-                0.25
-            ),
-            1
-        );
+        assert_eq!(ranges_wanted(250, 32.0, 25.0, 0.25), 2);
+        // Nothing left anywhere: one range, to finish.
+        assert_eq!(ranges_wanted(1, 0.0, 25.0, 0.25), 1);
     }
 
     #[test]

@@ -130,3 +130,49 @@ async fn connected_account_is_read_with_its_id() {
             .all(|r| r.account.as_deref() == Some(account.as_str()))
     );
 }
+
+/// The first page of a fresh full refresh is asked for together with the account's
+/// request, not after its answer; a stream whose first window ends at the server's clock
+/// (incremental) waits for that answer. No page is asked for twice, and every id arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn first_pages_of_full_refreshes_go_with_the_accounts_request() {
+    let emulator = start_emulator(120).await;
+    let latency = std::time::Duration::from_millis(300);
+    emulator
+        .emulator()
+        .set_faults(source_stripe::emulator::Faults {
+            latency,
+            ..Default::default()
+        });
+    let files = Files::new();
+    let config = files.config(&emulator, DEFAULT_TEST_KEY, json!({}));
+    let catalog = files.catalog(&[("customers", "full_refresh"), ("charges", "incremental")]);
+    let out = read(&config, &catalog, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let scope = platform_test();
+    for stream in ["customers", "charges"] {
+        assert_eq!(
+            out.unique_ids(stream),
+            emulator_ids(emulator.emulator(), &scope, stream),
+            "{stream}"
+        );
+    }
+    let log = emulator.emulator().request_log();
+    let first = |path: &str| {
+        log.iter()
+            .find(|r| r.path == path)
+            .unwrap_or_else(|| panic!("no request for {path}"))
+            .received_ms
+    };
+    let answered = first("/v1/account") + latency.as_millis() as u64;
+    assert!(first("/v1/customers") < answered, "{log:?}");
+    assert!(first("/v1/charges") >= answered, "{log:?}");
+    let mut asked: Vec<(&str, &str)> = log
+        .iter()
+        .map(|r| (r.path.as_str(), r.query.as_str()))
+        .collect();
+    let all = asked.len();
+    asked.sort();
+    asked.dedup();
+    assert_eq!(asked.len(), all, "a request was sent twice: {log:?}");
+}
