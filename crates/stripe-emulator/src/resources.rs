@@ -710,16 +710,17 @@ impl Maker<'_> {
             .and_then(|p| p.strip_prefix('/'))
             .filter(|field| !field.contains('/'))
             .map(|field| format!("\"{field}\":\""));
-        let all: Vec<&Arc<Obj>> = col.iter_asc().collect();
-        let before = all.partition_point(|o| o.created <= at);
-        let start = rng.index(all.len().max(1));
-        for pool in [&all[..before], &all[..]] {
-            if pool.is_empty() {
+        let (before, all) = (col.created_by(at), col.len());
+        let start = rng.index(all.max(1));
+        for pool in [before, all] {
+            if pool == 0 {
                 continue;
             }
-            let first = start % pool.len();
-            for k in 0..pool.len() {
-                let o = pool[(first + k) % pool.len()];
+            let first = start % pool;
+            for k in 0..pool {
+                let Some(o) = col.nth_asc((first + k) % pool) else {
+                    continue;
+                };
                 // A non-empty string at the field shows in the text as `"field":"…`: an
                 // object without it is skipped unparsed (a hit is confirmed below).
                 if needle

@@ -200,6 +200,8 @@ type Key = (i64, u64);
 pub(crate) struct Collection {
     by_key: BTreeMap<Key, Arc<Obj>>,
     by_id: HashMap<String, Key>,
+    /// Every key, oldest first: the `i`-th object without walking the map.
+    order: Vec<Key>,
     next_seq: u64,
 }
 
@@ -238,6 +240,9 @@ impl Collection {
         self.next_seq += 1;
         self.by_id.insert(obj.id.clone(), key);
         self.by_key.insert(key, Arc::new(obj));
+        // Objects mostly come in order: then this is a push.
+        let at = self.order.partition_point(|k| *k < key);
+        self.order.insert(at, key);
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Arc<Obj>> {
@@ -246,7 +251,21 @@ impl Collection {
 
     pub(crate) fn remove(&mut self, id: &str) -> Option<Arc<Obj>> {
         let key = self.by_id.remove(id)?;
+        if let Ok(at) = self.order.binary_search(&key) {
+            self.order.remove(at);
+        }
         self.by_key.remove(&key)
+    }
+
+    /// The `index`-th object, oldest first.
+    pub(crate) fn nth_asc(&self, index: usize) -> Option<&Arc<Obj>> {
+        self.order.get(index).and_then(|k| self.by_key.get(k))
+    }
+
+    /// How many objects were created at or before `at`: the first that many, oldest
+    /// first.
+    pub(crate) fn created_by(&self, at: i64) -> usize {
+        self.order.partition_point(|(created, _)| *created <= at)
     }
 
     pub(crate) fn len(&self) -> usize {
