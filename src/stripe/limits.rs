@@ -167,6 +167,7 @@ impl Pacer {
     /// Cancel-safe: nothing is taken until it returns.
     pub async fn ready(&self, endpoint: &str) {
         let endpoint_period = period(self.endpoint_rate(endpoint));
+        // Declared before the lock below is taken, so dropped after it is released.
         let mut waiting = Waiting {
             pacer: self,
             endpoint,
@@ -195,10 +196,11 @@ impl Pacer {
                     // The slot is theirs: they are awake (their time has come too).
                     now + OUTRANKED_WAIT
                 } else {
-                    let me = state.endpoint(endpoint, now);
-                    me.cell.advance(now, endpoint_period);
-                    me.waiting -= 1;
-                    waiting.counted = false;
+                    // `waiting` is no longer counted once it drops, after the lock.
+                    state
+                        .endpoint(endpoint, now)
+                        .cell
+                        .advance(now, endpoint_period);
                     state.account.advance(now, self.account_period);
                     return;
                 }
@@ -211,7 +213,7 @@ impl Pacer {
 /// How long a request the slot went to another endpoint's waits to try again.
 const OUTRANKED_WAIT: Duration = Duration::from_millis(1);
 
-/// A request counted as waiting on its endpoint, until it goes or is dropped.
+/// A request counted as waiting on its endpoint, until `ready` returns or is dropped.
 struct Waiting<'a> {
     pacer: &'a Pacer,
     endpoint: &'a str,
@@ -359,28 +361,17 @@ mod tests {
             }
             Arc::try_unwrap(counts).unwrap().into_inner().unwrap()
         }
-        let ranked = grants(&[
-            ("/v1/charges", 30.0),
-            ("/v1/customers", 10.0),
-            ("/v1/refunds", 5.0),
-        ])
-        .await;
-        assert!(ranked["/v1/charges"] >= 78, "{ranked:?}");
-        assert!(ranked["/v1/customers"] >= 78, "{ranked:?}");
-        let total: usize = ranked.values().sum();
-        assert!(
-            (195..=201).contains(&total),
-            "the account's pace: {ranked:?}"
-        );
-        // The other way round: the priorities decide, not the order of the waiters.
-        let reversed = grants(&[
-            ("/v1/charges", 5.0),
-            ("/v1/customers", 10.0),
-            ("/v1/refunds", 30.0),
-        ])
-        .await;
-        assert!(reversed["/v1/refunds"] >= 78, "{reversed:?}");
-        assert!(reversed["/v1/customers"] >= 78, "{reversed:?}");
-        assert!(reversed["/v1/charges"] <= 45, "{reversed:?}");
+        // Both ways round: the priorities decide, not the order of the waiters.
+        for (top, second, last) in [
+            ("/v1/charges", "/v1/customers", "/v1/refunds"),
+            ("/v1/refunds", "/v1/customers", "/v1/charges"),
+        ] {
+            let got = grants(&[(top, 30.0), (second, 10.0), (last, 5.0)]).await;
+            assert!(got[top] >= 78, "{got:?}");
+            assert!(got[second] >= 78, "{got:?}");
+            assert!(got[last] <= 45, "{got:?}");
+            let total: usize = got.values().sum();
+            assert!((195..=201).contains(&total), "the account's pace: {got:?}");
+        }
     }
 }

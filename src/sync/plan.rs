@@ -164,12 +164,18 @@ fn pace(streams: &[(i64, f64)], account_rate: f64) -> f64 {
             .map(|&(pages, rate)| (pages.max(0) as f64 / t).min(rate))
             .sum()
     };
-    // `used` falls as `t` grows, and is at most the account's rate at pages ÷ rate.
-    let (mut low, mut high) = (0.0, total as f64 / account_rate);
-    if used(high * 1e-6) <= account_rate {
-        // Every endpoint at its limit still leaves the account room.
-        return high * 1e-6;
+    // Up to the first stream's pages ÷ its endpoint's rate, every stream is at its
+    // endpoint's limit: if that fits the account, nobody need wait for anybody.
+    let all_at_limit = streams
+        .iter()
+        .filter(|(pages, _)| *pages > 0)
+        .map(|&(pages, rate)| pages as f64 / rate)
+        .fold(f64::INFINITY, f64::min);
+    if used(all_at_limit) <= account_rate {
+        return all_at_limit;
     }
+    // `used` falls as `t` grows, and is at most the account's rate at pages ÷ rate.
+    let (mut low, mut high) = (all_at_limit, total as f64 / account_rate);
     for _ in 0..60 {
         let mid = (low + high) / 2.0;
         if used(mid) > account_rate {
@@ -676,9 +682,11 @@ mod tests {
         // 12 s; the others share the 50/s they leave and end by 300 ÷ 50 = 6 s, rather
         // than slow down to end with the biggest.
         assert!(close(pace(&streams, 100.0), 6.0));
-        // Four endpoints at their limit fill 100/s: nobody waits for anybody.
+        // Two endpoints at their limit leave the account room: nobody waits for
+        // anybody, each stream at 25/s (the pace of the smaller, 5 ÷ 25 s).
         let small = [(10, 25.0), (5, 25.0)];
-        assert!(pace(&small, 100.0) < 1e-3);
+        assert!(close(pace(&small, 100.0), 0.2));
+        assert_eq!(ranges_wanted(10, 0.2, 25.0, 0.25), 9);
         assert_eq!(pace(&[(0, 25.0)], 100.0), 0.0);
         // An estimate far too high for one stream (years of nothing not yet read) does
         // not slow the others: they keep the pace they would have without it.
