@@ -729,7 +729,9 @@ async fn killed_run_resumes(s3: bool) {
     let config = files.config(
         &emulator,
         DEFAULT_TEST_KEY,
-        json!({"slice_range": 20, "num_workers": 4}),
+        // At 8 requests/s the run lasts a few seconds, so it is still going when the first
+        // files and `state.json` (written at most once a second) are there to be killed.
+        json!({"slice_range": 20, "num_workers": 4, "call_rate_limit": 8}),
     );
     let target = Out::new(s3, &files, "stripe").await;
     let streams = ["customers", "charges", "balance_transactions"];
