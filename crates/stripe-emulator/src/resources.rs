@@ -703,13 +703,11 @@ impl Maker<'_> {
                     .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
             })
         };
-        // Oldest first, so those created by `at` are a prefix. Objects are parsed only
-        // as far as the probe from a random start needs (parsing every candidate made
-        // a large scope's build quadratic in JSON parses).
-        let needle = with
-            .and_then(|p| p.strip_prefix('/'))
-            .filter(|field| !field.contains('/'))
-            .map(|field| format!("\"{field}\":\""));
+        // Oldest first, so those created by `at` are a prefix; the first that fits from a
+        // random start round the prefix (then round all). Where the field is indexed
+        // (`index_picked_fields`), only the objects with a string there are looked at:
+        // walking every object for a field few have made a large scope's build quadratic.
+        let field = with.and_then(|p| p.strip_prefix('/'));
         let (before, all) = (col.created_by(at), col.len());
         let start = rng.index(all.max(1));
         for pool in [before, all] {
@@ -717,22 +715,15 @@ impl Maker<'_> {
                 continue;
             }
             let first = start % pool;
-            for k in 0..pool {
-                let Some(o) = col.nth_asc((first + k) % pool) else {
-                    continue;
-                };
-                // A non-empty string at the field shows in the text as `"field":"…`: an
-                // object without it is skipped unparsed (a hit is confirmed below).
-                if needle
-                    .as_ref()
-                    .is_some_and(|n| !o.json.contains(n.as_str()))
-                {
-                    continue;
-                }
-                let v = o.value();
-                if ok(&v) {
-                    return Some(v);
-                }
+            let found = match field.and_then(|f| col.with_string(f, pool, first)) {
+                Some(candidates) => candidates.map(|o| o.value()).find(|v| ok(v)),
+                None => (0..pool)
+                    .filter_map(|k| col.nth_asc((first + k) % pool))
+                    .map(|o| o.value())
+                    .find(|v| ok(v)),
+            };
+            if found.is_some() {
+                return found;
             }
         }
         None
@@ -828,6 +819,7 @@ pub(crate) fn build(fx: &Fixtures, p: &BuildParams, accounts: &[String], data: &
     let t0 = (p.start - p.history_days.max(1) * DAY).min(t1 - DAY);
     let events_from = p.start - EVENT_RETENTION_SECS + 1;
     data.resources = RESOURCES.iter().map(|_| Collection::default()).collect();
+    index_picked_fields(data);
     for (index, r) in RESOURCES.iter().enumerate() {
         if !enabled(r, data) {
             continue;
@@ -843,6 +835,28 @@ pub(crate) fn build(fx: &Fixtures, p: &BuildParams, accounts: &[String], data: &
             }
             data.resources[index].put(obj(r, &v));
         }
+    }
+}
+
+/// Indexes the fields a reference needs a string at ([`Ref::IdWith`]) in the collections
+/// it picks from, so builds and advances find such objects without walking the others.
+fn index_picked_fields(data: &mut ScopeData) {
+    for (_, how) in RESOURCES.iter().flat_map(|r| r.refs) {
+        let Ref::IdWith(src, with) = *how else {
+            continue;
+        };
+        let Some(field) = with.strip_prefix('/').filter(|f| !f.contains('/')) else {
+            continue;
+        };
+        let col = match src {
+            Src::Stream(s) => data.col_mut(s),
+            Src::Resource(name) => match find(name) {
+                Some((i, _)) => &mut data.resources[i],
+                None => continue,
+            },
+            Src::Account | Src::Child(_) => continue,
+        };
+        col.index_strings(field);
     }
 }
 

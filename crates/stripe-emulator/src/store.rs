@@ -1,7 +1,7 @@
 //! In-memory storage of one scope's data: the streams, pre-rendered object versions, the
 //! ordered per-stream indexes that make cursors and `created` filters O(log n), and page
 //! assembly.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -202,6 +202,10 @@ pub(crate) struct Collection {
     by_id: HashMap<String, Key>,
     /// Every key, oldest first: the `i`-th object without walking the map.
     order: Vec<Key>,
+    /// Kept by [`Collection::index_strings`]: per top-level field, the keys of the objects
+    /// whose text has a string there (`"field":"`), so a pick of an object with that
+    /// field does not walk the objects without it.
+    strings: Vec<(&'static str, String, BTreeSet<Key>)>,
     next_seq: u64,
 }
 
@@ -232,17 +236,68 @@ impl Collection {
     /// Inserts a new object or replaces the current version of an existing one (same place
     /// in the order).
     pub(crate) fn put(&mut self, obj: Obj) {
-        if let Some(key) = self.by_id.get(&obj.id) {
-            self.by_key.insert(*key, Arc::new(obj));
+        let key = match self.by_id.get(&obj.id) {
+            Some(key) => *key,
+            None => {
+                let key = (obj.created, self.next_seq);
+                self.next_seq += 1;
+                self.by_id.insert(obj.id.clone(), key);
+                // Objects mostly come in order: then this is a push.
+                let at = self.order.partition_point(|k| *k < key);
+                self.order.insert(at, key);
+                key
+            }
+        };
+        for (_, needle, keys) in &mut self.strings {
+            if obj.json.contains(needle.as_str()) {
+                keys.insert(key);
+            } else {
+                keys.remove(&key);
+            }
+        }
+        self.by_key.insert(key, Arc::new(obj));
+    }
+
+    /// Keeps from now on the keys of the objects with a string at top-level `field` (see
+    /// [`Collection::with_string`]).
+    pub(crate) fn index_strings(&mut self, field: &'static str) {
+        if self.strings.iter().any(|(f, ..)| *f == field) {
             return;
         }
-        let key = (obj.created, self.next_seq);
-        self.next_seq += 1;
-        self.by_id.insert(obj.id.clone(), key);
-        self.by_key.insert(key, Arc::new(obj));
-        // Objects mostly come in order: then this is a push.
-        let at = self.order.partition_point(|k| *k < key);
-        self.order.insert(at, key);
+        let needle = format!("\"{field}\":\"");
+        let keys = self
+            .by_key
+            .iter()
+            .filter(|(_, o)| o.json.contains(needle.as_str()))
+            .map(|(k, _)| *k)
+            .collect();
+        self.strings.push((field, needle, keys));
+    }
+
+    /// The objects of the first `pool` (oldest first) whose text has a string at
+    /// top-level `field`, from the `first`-th object on and then from the oldest: the
+    /// order of a walk of positions `first, first + 1, …` round the pool. `None` when
+    /// `field` is not indexed.
+    pub(crate) fn with_string(
+        &self,
+        field: &str,
+        pool: usize,
+        first: usize,
+    ) -> Option<impl Iterator<Item = &Arc<Obj>>> {
+        let (_, _, keys) = self.strings.iter().find(|(f, ..)| *f == field)?;
+        let key_at = |i: usize| self.order.get(i).copied();
+        let start = key_at(first)?;
+        let end = match key_at(pool) {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        let from_first = keys.range((Bound::Included(start), end));
+        let before_first = keys.range(..start);
+        Some(
+            from_first
+                .chain(before_first)
+                .filter_map(|k| self.by_key.get(k)),
+        )
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Arc<Obj>> {
@@ -251,6 +306,9 @@ impl Collection {
 
     pub(crate) fn remove(&mut self, id: &str) -> Option<Arc<Obj>> {
         let key = self.by_id.remove(id)?;
+        for (.., keys) in &mut self.strings {
+            keys.remove(&key);
+        }
         if let Ok(at) = self.order.binary_search(&key) {
             self.order.remove(at);
         }
@@ -453,6 +511,58 @@ mod unit {
 
     fn ids(p: &Page) -> Vec<String> {
         p.items.iter().map(|o| o.id.clone()).collect()
+    }
+
+    /// The index of objects with a string at a field gives exactly the objects a walk of
+    /// positions `first, first + 1, …` round the pool would find with the field, in that
+    /// order, and follows puts, replacements and removals.
+    #[test]
+    fn string_index_is_the_walk_without_the_misses() {
+        let mut c = Collection::default();
+        let with = |i: usize| i.is_multiple_of(7) || i % 5 == 3;
+        let object = |i: usize, has: bool| {
+            let mut v = json!({"id": format!("in_{i}"), "created": 100 + (i / 3) as i64});
+            if has {
+                v["payment_intent"] = json!(format!("pi_{i}"));
+            } else {
+                v["payment_intent"] = Value::Null;
+            }
+            Obj::new(Stream::Invoices, &v)
+        };
+        for i in 0..20 {
+            c.put(object(i, with(i)));
+        }
+        c.index_strings("payment_intent");
+        for i in 20..40 {
+            c.put(object(i, with(i)));
+        }
+        c.put(object(3, false));
+        c.put(object(4, true));
+        c.remove("in_14");
+        let has = |o: &Obj| o.json.contains("\"payment_intent\":\"");
+        for pool in 1..=c.len() {
+            for first in 0..pool {
+                let walk: Vec<String> = (0..pool)
+                    .filter_map(|k| c.nth_asc((first + k) % pool))
+                    .filter(|o| has(o))
+                    .map(|o| o.id.clone())
+                    .collect();
+                let indexed: Vec<String> = c
+                    .with_string("payment_intent", pool, first)
+                    .expect("indexed")
+                    .map(|o| o.id.clone())
+                    .collect();
+                assert_eq!(indexed, walk, "pool {pool}, first {first}");
+            }
+        }
+        let all: Vec<String> = c
+            .with_string("payment_intent", c.len(), 0)
+            .unwrap()
+            .map(|o| o.id.clone())
+            .collect();
+        assert!(all.contains(&"in_4".to_string()) && !all.contains(&"in_3".to_string()));
+        assert!(!all.contains(&"in_14".to_string()) && all.contains(&"in_35".to_string()));
+        assert!(c.with_string("customer", c.len(), 0).is_none());
     }
 
     #[test]
