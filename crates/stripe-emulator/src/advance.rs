@@ -187,7 +187,7 @@ impl Mutator<'_, '_> {
         }
         for _ in 0..24 {
             let idx = self.rng.index(len);
-            let v = self.data.col(stream).iter_asc().nth(idx)?.value();
+            let v = self.data.col(stream).nth_asc(idx)?.value();
             if pred(self.data, &v) {
                 return Some(v);
             }

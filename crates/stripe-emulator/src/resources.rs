@@ -707,7 +707,7 @@ impl Maker<'_> {
         // random start round the prefix (then round all). Where the field is indexed
         // (`index_picked_fields`), only the objects with a string there are looked at:
         // walking every object for a field few have made a large scope's build quadratic.
-        let field = with.and_then(|p| p.strip_prefix('/'));
+        let field = with.and_then(top_level_field);
         let (before, all) = (col.created_by(at), col.len());
         let start = rng.index(all.max(1));
         for pool in [before, all] {
@@ -838,6 +838,11 @@ pub(crate) fn build(fx: &Fixtures, p: &BuildParams, accounts: &[String], data: &
     }
 }
 
+/// The field a JSON pointer names when it names one at the top level (`/payment_intent`).
+fn top_level_field(pointer: &str) -> Option<&str> {
+    pointer.strip_prefix('/').filter(|f| !f.contains('/'))
+}
+
 /// Indexes the fields a reference needs a string at ([`Ref::IdWith`]) in the collections
 /// it picks from, so builds and advances find such objects without walking the others.
 fn index_picked_fields(data: &mut ScopeData) {
@@ -845,7 +850,7 @@ fn index_picked_fields(data: &mut ScopeData) {
         let Ref::IdWith(src, with) = *how else {
             continue;
         };
-        let Some(field) = with.strip_prefix('/').filter(|f| !f.contains('/')) else {
+        let Some(field) = top_level_field(with) else {
             continue;
         };
         let col = match src {
