@@ -739,14 +739,16 @@ pub(crate) fn account_currency(index: u64) -> &'static str {
 /// Events kept while building: only those that will be in the 30-day window.
 struct Events {
     from: i64,
-    list: Vec<Value>,
+    /// As text, like every stored object: a million events held as `Value`s while the
+    /// data is built took more memory than the machine has.
+    list: Vec<Obj>,
 }
 
 impl Events {
     fn emit(&mut self, g: &Gen<'_>, rng: &mut Rng, kind: &str, at: i64, obj: &Value) {
         if at >= self.from {
             let e = g.event(rng, kind, at, obj, None, false);
-            self.list.push(e);
+            self.list.push(Obj::new(Stream::Events, &e));
         }
     }
 
@@ -761,7 +763,7 @@ impl Events {
     ) {
         if at >= self.from {
             let e = g.event(rng, kind, at, obj, Some(prev), false);
-            self.list.push(e);
+            self.list.push(Obj::new(Stream::Events, &e));
         }
     }
 }
@@ -1202,7 +1204,7 @@ pub(crate) fn build(fx: &Fixtures, p: &BuildParams) -> ScopeData {
             let arrival = payout["arrival_date"].as_i64().unwrap_or(at);
             if arrival >= ev.from && arrival < now {
                 let e = g.event(&mut rng, "payout.paid", arrival, &payout, None, true);
-                ev.list.push(e);
+                ev.list.push(Obj::new(Stream::Events, &e));
             }
         }
         out.push((Stream::Payouts, Obj::new(Stream::Payouts, &payout)));
@@ -1216,9 +1218,9 @@ pub(crate) fn build(fx: &Fixtures, p: &BuildParams) -> ScopeData {
     for (stream, obj) in out {
         data.col_mut(stream).put(obj);
     }
-    ev.list.sort_by_key(|e| e["created"].as_i64().unwrap_or(0));
-    for e in &ev.list {
-        data.put(Stream::Events, e);
+    ev.list.sort_by_key(|e| e.created);
+    for e in ev.list {
+        data.col_mut(Stream::Events).put(e);
     }
     data
 }
