@@ -65,6 +65,9 @@ const DEFAULT_LATENCY: Duration = Duration::from_millis(300);
 /// page (they hold ~2,800): the pace then had the account, not `balance_transactions`'
 /// endpoint, set the sync's length, and that stream ran at 14–19 requests/s for 20 s.
 const EVIDENCE_FACTOR: i64 = 512;
+/// A range past the account's total costs a partial page: it pays only where each of a
+/// stream's ranges holds at least this many pages ([`may_start`]).
+const LONG_RANGE_PAGES: i64 = 16;
 /// Objects on a full page (`limit=100`).
 const FULL_PAGE: usize = 100;
 
@@ -211,6 +214,20 @@ fn ranges_wanted(left: i64, pace: f64, endpoint_rate: f64, latency: f64) -> usiz
         1.0
     };
     ((rate * latency * headroom).ceil() as usize).max(1)
+}
+
+/// Whether a stream with `active` ranges (`allowed` wanted) may start another, while
+/// the account has `ranges` in flight of the `total` it pays for. A stream always has
+/// one. A long stream held back by its endpoint's limit (`bound`: its pages left take
+/// longer at that limit than the pace, and its ranges are [`LONG_RANGE_PAGES`] long)
+/// may go past the account's total: it is the one that sets the sync's length, and the
+/// ranges smaller streams took while every size was still a guess from a first page (a
+/// 1,000,000-object sync's `customers` took six, `balance_transactions` was left five of
+/// the nine it needed for 20 s) must not hold it below its limit. Its requests still
+/// wait for the client's in-flight slots and pace. In a short sync (10,000 objects, a
+/// few pages a range) the extra ranges' partial pages would cost more than they save.
+fn may_start(active: usize, allowed: usize, ranges: usize, total: usize, bound: bool) -> bool {
+    active == 0 || (active < allowed && (ranges < total || (bound && active < total)))
 }
 
 /// What a range's reader and the planner share.
@@ -445,7 +462,15 @@ pub(crate) async fn read_ranges(
             "plan"
         );
         let mut started = 0;
-        while active.len() < allowed && (load.ranges + started < total || active.is_empty()) {
+        while may_start(
+            active.len(),
+            allowed,
+            load.ranges + started,
+            total,
+            load.pace > 0.0
+                && left as f64 / endpoint_rate.max(0.01) >= load.pace
+                && left >= LONG_RANGE_PAGES * allowed as i64,
+        ) {
             if pending.is_empty() {
                 // One cut for every free slot, so a measured range is shared at once.
                 let slots = (allowed - active.len())
@@ -721,6 +746,21 @@ mod tests {
         assert_eq!(ranges_wanted(250, 32.0, 25.0, 0.25), 2);
         // Nothing left anywhere: one range, to finish.
         assert_eq!(ranges_wanted(1, 0.0, 25.0, 0.25), 1);
+    }
+
+    #[test]
+    fn a_stream_held_by_its_endpoint_may_start_ranges_past_the_accounts_total() {
+        // The account's ranges are all taken.
+        assert!(!may_start(5, 9, 34, 34, false));
+        assert!(may_start(5, 9, 34, 34, true));
+        // Never past what the stream wants, nor past the total for one stream.
+        assert!(!may_start(9, 9, 20, 34, true));
+        assert!(!may_start(2, 9, 40, 2, true));
+        // Within the total, any stream that wants more.
+        assert!(may_start(3, 4, 20, 34, false));
+        assert!(!may_start(4, 4, 20, 34, false));
+        // A stream always reads one range.
+        assert!(may_start(0, 1, 40, 34, false));
     }
 
     #[test]
