@@ -216,17 +216,26 @@ fn ranges_wanted(left: i64, pace: f64, endpoint_rate: f64, latency: f64) -> usiz
     ((rate * latency * headroom).ceil() as usize).max(1)
 }
 
-/// Whether a stream with `active` ranges (`allowed` wanted) may start another, while
-/// the account has `ranges` in flight of the `total` it pays for. A stream always has
-/// one. A long stream held back by its endpoint's limit (`bound`: its pages left take
-/// longer at that limit than the pace, and its ranges are [`LONG_RANGE_PAGES`] long)
-/// may go past the account's total: it is the one that sets the sync's length, and the
+/// Whether a stream with `active` ranges (`allowed` wanted) and `left` pages left may
+/// start another, while the account has `ranges` in flight of the `total` it pays for.
+/// A stream always has one. A long stream held back by its endpoint's limit (its pages
+/// left take longer at `endpoint_rate` than the account's `pace`, and its ranges are
+/// [`LONG_RANGE_PAGES`] long) may go past the account's total: it is the one that sets the sync's length, and the
 /// ranges smaller streams took while every size was still a guess from a first page (a
 /// 1,000,000-object sync's `customers` took six, `balance_transactions` was left five of
 /// the nine it needed for 20 s) must not hold it below its limit. Its requests still
 /// wait for the client's in-flight slots and pace. In a short sync (10,000 objects, a
 /// few pages a range) the extra ranges' partial pages would cost more than they save.
-fn may_start(active: usize, allowed: usize, ranges: usize, total: usize, bound: bool) -> bool {
+fn may_start(
+    (active, allowed): (usize, usize),
+    (ranges, total): (usize, usize),
+    left: i64,
+    pace: f64,
+    endpoint_rate: f64,
+) -> bool {
+    let bound = pace > 0.0
+        && left as f64 / endpoint_rate.max(0.01) >= pace
+        && left >= LONG_RANGE_PAGES * allowed as i64;
     active == 0 || (active < allowed && (ranges < total || (bound && active < total)))
 }
 
@@ -463,13 +472,11 @@ pub(crate) async fn read_ranges(
         );
         let mut started = 0;
         while may_start(
-            active.len(),
-            allowed,
-            load.ranges + started,
-            total,
-            load.pace > 0.0
-                && left as f64 / endpoint_rate.max(0.01) >= load.pace
-                && left >= LONG_RANGE_PAGES * allowed as i64,
+            (active.len(), allowed),
+            (load.ranges + started, total),
+            left,
+            load.pace,
+            endpoint_rate,
         ) {
             if pending.is_empty() {
                 // One cut for every free slot, so a measured range is shared at once.
@@ -749,18 +756,24 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_held_by_its_endpoint_may_start_ranges_past_the_accounts_total() {
-        // The account's ranges are all taken.
-        assert!(!may_start(5, 9, 34, 34, false));
-        assert!(may_start(5, 9, 34, 34, true));
+    fn a_long_stream_held_by_its_endpoint_may_start_ranges_past_the_accounts_total() {
+        // The 1,000,000-object sync: the account's 34 ranges are taken, the pace is 100 s.
+        let full = (34, 34);
+        // `balance_transactions`: 2,800 pages at 24.5/s take 114 s, 311 pages a range.
+        assert!(may_start((5, 9), full, 2_800, 100.0, 24.5));
+        // `customers`: 1,100 pages take 45 s at its limit, within the pace: it waits.
+        assert!(!may_start((2, 3), full, 1_100, 100.0, 24.5));
+        // A short sync's stream held by its endpoint, 3 pages a range: it waits too.
+        assert!(!may_start((5, 9), full, 27, 1.0, 24.5));
+        // Nothing left to pace (no estimate): no stream goes past the total.
+        assert!(!may_start((5, 9), full, 2_800, 0.0, 24.5));
         // Never past what the stream wants, nor past the total for one stream.
-        assert!(!may_start(9, 9, 20, 34, true));
-        assert!(!may_start(2, 9, 40, 2, true));
-        // Within the total, any stream that wants more.
-        assert!(may_start(3, 4, 20, 34, false));
-        assert!(!may_start(4, 4, 20, 34, false));
-        // A stream always reads one range.
-        assert!(may_start(0, 1, 40, 34, false));
+        assert!(!may_start((9, 9), (20, 34), 2_800, 100.0, 24.5));
+        assert!(!may_start((2, 9), (40, 2), 2_800, 100.0, 24.5));
+        // Within the total, any stream that wants more; always one range.
+        assert!(may_start((3, 4), (20, 34), 10, 100.0, 24.5));
+        assert!(!may_start((4, 4), (20, 34), 10, 100.0, 24.5));
+        assert!(may_start((0, 1), (40, 34), 10, 100.0, 24.5));
     }
 
     #[test]

@@ -747,8 +747,7 @@ struct Events {
 impl Events {
     fn emit(&mut self, g: &Gen<'_>, rng: &mut Rng, kind: &str, at: i64, obj: &Value) {
         if at >= self.from {
-            let e = g.event(rng, kind, at, obj, None, false);
-            self.list.push(Obj::new(Stream::Events, &e));
+            self.keep(&g.event(rng, kind, at, obj, None, false));
         }
     }
 
@@ -762,9 +761,12 @@ impl Events {
         prev: Value,
     ) {
         if at >= self.from {
-            let e = g.event(rng, kind, at, obj, Some(prev), false);
-            self.list.push(Obj::new(Stream::Events, &e));
+            self.keep(&g.event(rng, kind, at, obj, Some(prev), false));
         }
+    }
+
+    fn keep(&mut self, event: &Value) {
+        self.list.push(Obj::new(Stream::Events, event));
     }
 }
 
@@ -1203,8 +1205,7 @@ pub(crate) fn build(fx: &Fixtures, p: &BuildParams) -> ScopeData {
         if payout["status"] == "paid" {
             let arrival = payout["arrival_date"].as_i64().unwrap_or(at);
             if arrival >= ev.from && arrival < now {
-                let e = g.event(&mut rng, "payout.paid", arrival, &payout, None, true);
-                ev.list.push(Obj::new(Stream::Events, &e));
+                ev.keep(&g.event(&mut rng, "payout.paid", arrival, &payout, None, true));
             }
         }
         out.push((Stream::Payouts, Obj::new(Stream::Payouts, &payout)));
