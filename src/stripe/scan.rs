@@ -800,9 +800,10 @@ mod tests {
 
         #[test]
         fn any_text_compacts_without_a_panic(text in "[\n {}\\[\\],:\"\\\\aé€1]{0,40}") {
-            // JSON loses exactly its whitespace between tokens; any other text stays.
+            // JSON with a line break loses exactly its whitespace between tokens; any
+            // other text stays (one line already, as `1 ` is, or not JSON).
             let compact = compact(&text);
-            if serde_json::from_str::<IgnoredAny>(&text).is_ok() {
+            if text.contains('\n') && serde_json::from_str::<IgnoredAny>(&text).is_ok() {
                 prop_assert_eq!(compact.as_ref(), strip_whitespace(&text));
             } else {
                 prop_assert_eq!(compact.as_ref(), text.as_str());
